@@ -1,0 +1,83 @@
+"""Polygons to masks and back.
+
+Polygon coordinates are in pixels with the origin at the **top-left corner** of the top-left pixel (COCO's
+convention). ``polygons_to_rle`` rasterizes exactly as pycocotools does for COCO polygons (``frPyObjects`` then
+``merge``), so a mask built here is pixel-identical to ``COCO.annToMask``. ``mask_to_polygons`` traces the pixel
+edges of every connected part with its holes (the full ring hierarchy); outer rings of solid parts rasterize back to the
+exact mask, and ``polygon_loss`` reports the IoU of whatever a polygon format can hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from pycocotools import mask as cocomask
+
+from seg.dataset import rle as coco_rle
+
+#: A ring is a flat list ``[x1, y1, x2, y2, ...]`` (COCO's layout).
+Ring = list[float]
+
+
+def polygons_to_rle(rings: Sequence[Ring], height: int, width: int) -> str:
+    """Rasterize COCO polygon rings (union of all parts, clipped to the image) to a compressed RLE string.
+
+    Raises:
+        ValueError: a ring with fewer than 3 points or an odd number of coordinates.
+    """
+    parts = []
+    for ring in rings:
+        if len(ring) % 2:
+            raise ValueError(f"polygon has an odd number of coordinates ({len(ring)})")
+        if len(ring) < 6:
+            raise ValueError(f"polygon has {len(ring) // 2} points, expected at least 3")
+        parts.append([float(v) for v in ring])
+    if not parts:
+        return coco_rle.encode(np.zeros((height, width), np.uint8))
+    rles = cocomask.frPyObjects(parts, int(height), int(width))
+    return cocomask.merge(rles)["counts"].decode("ascii")
+
+
+def mask_to_polygons(mask: npt.NDArray) -> list[tuple[Ring, list[Ring]]]:
+    """Trace a mask into ``[(outer_ring, [hole_ring, ...]), ...]``, one entry per 8-connected part.
+
+    Rings follow pixel edges (integer corner coordinates) and are closed implicitly (the first point is not repeated).
+    """
+    from rasterio.features import shapes
+
+    mask = np.ascontiguousarray(mask != 0, dtype=np.uint8)
+    result = []
+    for geometry, _ in shapes(mask, mask=mask.astype(bool), connectivity=8):
+        rings = [_flat(ring) for ring in geometry["coordinates"]]
+        result.append((rings[0], rings[1:]))
+    return result
+
+
+def _flat(ring: Sequence[Sequence[float]]) -> Ring:
+    points = list(ring)
+    if len(points) > 1 and tuple(points[0]) == tuple(points[-1]):
+        points = points[:-1]
+    return [float(v) for point in points for v in point]
+
+
+def outer_rings(parts: list[tuple[Ring, list[Ring]]]) -> list[Ring]:
+    """The outer rings of traced parts: what a COCO-style polygon list (a union of rings) can hold."""
+    return [outer for outer, _ in parts]
+
+
+def polygon_loss(counts: str, rings: Sequence[Ring], height: int, width: int) -> float:
+    """IoU between a mask (compressed RLE) and the polygon rings meant to stand for it (1.0 = nothing lost)."""
+    return coco_rle.iou(counts, polygons_to_rle(rings, height, width), height, width)
+
+
+def rings_bbox(rings: Sequence[Ring], height: int, width: int) -> tuple[float, float, float, float]:
+    """Extent ``(x, y, w, h)`` of polygon rings clipped to the image (COCO's bbox for polygon objects)."""
+    coords = np.concatenate([np.asarray(r, dtype=np.float64) for r in rings]) if rings else np.zeros(0)
+    if coords.size == 0:
+        return 0.0, 0.0, 0.0, 0.0
+    xs = np.clip(coords[0::2], 0, width)
+    ys = np.clip(coords[1::2], 0, height)
+    x0, y0 = float(xs.min()), float(ys.min())
+    return x0, y0, float(xs.max()) - x0, float(ys.max()) - y0
