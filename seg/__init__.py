@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Category", "Dataset", "SegError", "read", "write", "__version__"]
+__all__ = ["Category", "Dataset", "SegError", "__version__", "read", "write"]
 
 
 def __getattr__(name: str) -> Any:

@@ -82,7 +82,10 @@ def _coerce(frame: pd.DataFrame, columns: Mapping[str, str], what: str, source: 
             frame[column] = values.astype(dtype)
         except (ValueError, TypeError) as e:
             raise ValidationError(
-                f"{what} column {column!r} has values of the wrong type", path=source, expected=dtype, actual=values.dtype
+                f"{what} column {column!r} has values of the wrong type",
+                path=source,
+                expected=dtype,
+                actual=values.dtype,
             ) from e
     return frame
 
@@ -113,7 +116,9 @@ class Dataset:
         self.image_root = None if image_root is None else Path(image_root)
         self.images, self.objects = self._validated(images, objects, source)
 
-    def _validated(self, images: pd.DataFrame, objects: pd.DataFrame, source: object) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _validated(
+        self, images: pd.DataFrame, objects: pd.DataFrame, source: object
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         names = [c.name for c in self.categories]
         if len(set(names)) != len(names):
             raise ValidationError("duplicate category names", path=source, actual=names)
@@ -172,8 +177,12 @@ class Dataset:
         object_frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(OBJECT_COLUMNS))
         return cls(image_frame, object_frame, categories, image_root=image_root, source=source)
 
-    def replace(self, images: pd.DataFrame | None = None, objects: pd.DataFrame | None = None,
-                categories: Iterable[Category] | None = None) -> Dataset:
+    def replace(
+        self,
+        images: pd.DataFrame | None = None,
+        objects: pd.DataFrame | None = None,
+        categories: Iterable[Category] | None = None,
+    ) -> Dataset:
         """A new Dataset with some parts replaced (validated again)."""
         return Dataset(
             self.images if images is None else images,
@@ -215,11 +224,32 @@ class Dataset:
         return mask
 
     def image_path(self, image_id: str) -> Path:
-        """Where the image file of ``image_id`` lies (its row's ``root`` column, else the Dataset's image root)."""
-        row = self.images.loc[self.images["image_id"] == image_id].iloc[0]
-        root = row["root"] if "root" in self.images.columns and isinstance(row.get("root"), str) else self.image_root
+        """Where the image file of ``image_id`` lies.
+
+        A ``path`` column (set by merges) wins; else ``file_name`` under the row's ``root`` column or the Dataset's
+        image root, never outside that root.
+        """
+        rows = self.images.index[self.images["image_id"] == image_id]
+        if len(rows) == 0:
+            raise ValidationError("unknown image", item_id=image_id)
+        return self._path_of(self.images.loc[rows[0]])
+
+    def image_paths(self) -> list[Path | None]:
+        """The image file of every image row, in order (None where the Dataset knows no image folder)."""
+        paths: list[Path | None] = []
+        for _, row in self.images.iterrows():
+            try:
+                paths.append(self._path_of(row))
+            except ValidationError:
+                paths.append(None)
+        return paths
+
+    def _path_of(self, row: pd.Series) -> Path:
+        if isinstance(row.get("path"), str):
+            return Path(row["path"])
+        root = row.get("root") if isinstance(row.get("root"), str) else self.image_root
         if root is None:
-            raise ValidationError("dataset has no image root", item_id=image_id, expected="an image folder")
+            raise ValidationError("dataset has no image folder", item_id=row["image_id"], expected="an image root")
         return inside(root, row["file_name"])
 
     def geometry(self, index: int) -> list[list[float]] | None:
@@ -245,8 +275,10 @@ def _complete_object(row: dict) -> dict:
     row.setdefault("source_id", "")
     counts, height, width = row["rle"], row["height"], row["width"]
     if "area" not in row:
-        row["area"] = coco_rle.area(counts, height, width) if counts is not None else int(
-            round(row.get("bbox_w", 0) * row.get("bbox_h", 0))
+        row["area"] = (
+            coco_rle.area(counts, height, width)
+            if counts is not None
+            else round(row.get("bbox_w", 0) * row.get("bbox_h", 0))
         )
     if "bbox_x" not in row:
         box = coco_rle.bbox(counts, height, width) if counts is not None else (0.0, 0.0, 0.0, 0.0)

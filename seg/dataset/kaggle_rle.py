@@ -66,7 +66,8 @@ def decode(text: str, height: int, width: int) -> npt.NDArray[np.uint8]:
 
 
 def to_coco_counts(text: str, height: int, width: int) -> list[int]:
-    """Convert ``EncodedPixels`` to uncompressed COCO run lengths (zeros first) without building the mask."""
+    """Convert ``EncodedPixels`` to uncompressed COCO run lengths (zeros first, no trailing empty run) without building
+    the mask."""
     starts, lengths = parse(text, height, width)
     if starts.size == 0:
         return [height * width]
@@ -75,7 +76,8 @@ def to_coco_counts(text: str, height: int, width: int) -> list[int]:
     bounds[1:-1:2] = starts
     bounds[2:-1:2] = starts + lengths
     bounds[-1] = height * width
-    return np.diff(bounds).tolist()
+    counts = np.diff(bounds).tolist()
+    return counts[:-1] if counts[-1] == 0 else counts  # canonical, as pycocotools writes it
 
 
 def from_coco_counts(counts: list[int]) -> str:

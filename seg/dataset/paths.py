@@ -32,9 +32,13 @@ def normalize_file_name(name: str, *, source: str | os.PathLike[str] | None = No
 
 
 def inside(root: str | os.PathLike[str], relative: str) -> Path:
-    """Join a normalised relative path to ``root``, refusing anything that resolves outside it (symlinks included)."""
-    root_path = Path(root).resolve()
-    target = (root_path / relative).resolve()
+    """Join a relative path to ``root``, refusing anything that lands outside it.
+
+    The check is lexical (``..`` and absolute parts), so symbolic links the user placed inside the root are followed
+    as the user meant them.
+    """
+    root_path = Path(os.path.abspath(root))
+    target = Path(os.path.abspath(root_path / relative))
     if target != root_path and root_path not in target.parents:
-        raise UnsafePathError(f"path {relative!r} resolves outside {root_path}", path=root, expected="a path inside the root")
+        raise UnsafePathError(f"path {relative!r} leaves {root_path}", path=root, expected="a path inside the root")
     return target

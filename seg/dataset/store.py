@@ -39,7 +39,9 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
     path = Path(path)
     try:
         meta = json.loads((path / "categories.json").read_text())
-        categories = [Category(str(c["name"]), int(c["id"]), str(c.get("supercategory", ""))) for c in meta["categories"]]
+        categories = [
+            Category(str(c["name"]), int(c["id"]), str(c.get("supercategory", ""))) for c in meta["categories"]
+        ]
         images = pd.read_parquet(path / "images.parquet")
         objects = pd.read_parquet(path / "objects.parquet")
     except FileNotFoundError as e:

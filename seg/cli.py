@@ -1,0 +1,268 @@
+"""The ``seg`` command line: thin commands that parse, make one library call, and report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from seg import __version__
+from seg import cli_options as opt
+from seg.errors import SegError
+
+logger = logging.getLogger("seg")
+
+
+class SegGroup(click.Group):
+    """Turns SegError into a one-line message and exit code 1 (click keeps exit 2 for usage errors)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SegError as e:
+            click.echo(f"seg: error: {e}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=SegGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="seg")
+@click.option("-v", "--verbose", count=True, help="More messages (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """seg: image-segmentation datasets from raw pixels to a trained model.
+
+    Convert any annotation format into one table of RLE masks and back out (COCO, Kaggle CSV, PNG mask folders,
+    seg's parquet Dataset), inspect and merge datasets, and run the whole flow on an embedded sample with `seg demo`.
+    """
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _read(source: str, from_format: str | None, on_error: str, **options):
+    from seg.dataset.problems import Problems
+    from seg.formats import read
+
+    problems = Problems(on_error)
+    dataset = read(source, from_format, problems=problems, progress=opt.progress_bar("reading"), **options)
+    return dataset, problems
+
+
+def _report_skipped(problems, out: Path) -> None:
+    if not problems.skipped:
+        return
+    from seg.outputs import atomic_file
+
+    report = out / "skipped.json" if out.is_dir() else out.with_name(out.name + ".skipped.json")
+    with atomic_file(report, overwrite=True, mode="w") as handle:
+        handle.write(problems.to_json())
+    click.echo(f"seg: skipped {len(problems.skipped)} bad item(s); see {report}", err=True)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("-o", "--out", type=click.Path(), required=True, help="Output file or folder.")
+@opt.target_format
+@opt.source_format
+@opt.images_dir
+@click.option(
+    "--annotations", type=click.Path(exists=True, dir_okay=False), help="Ground-truth COCO for a results file."
+)
+@opt.image_size
+@opt.classes
+@opt.rename
+@click.option("--segmentation", type=click.Choice(["auto", "polygon", "rle"]), help="COCO output: mask encoding.")
+@click.option("--style", type=click.Choice(["auto", "imaterialist", "airbus"]), help="Kaggle output: CSV columns.")
+@click.option("--kind", type=click.Choice(["semantic", "instance"]), help="Masks output: class or instance masks.")
+@click.option("--split", type=click.FloatRange(0, 1, max_open=True), help="Masks output: test fraction (train/test).")
+@click.option("--seed", type=int, help="Masks output: seed of the train/test split.")
+@click.option("--copy-images", type=click.Choice(["copy", "link", "none"]), help="Masks output: how images go along.")
+@opt.on_error
+@opt.overwrite
+def convert(
+    source,
+    out,
+    to_format,
+    from_format,
+    images,
+    annotations,
+    image_size,
+    classes,
+    rename,
+    segmentation,
+    style,
+    kind,
+    split,
+    seed,
+    copy_images,
+    on_error,
+    overwrite,
+):
+    """Convert annotations from any known format to another.
+
+    \b
+    Example:
+      seg convert instances_val.json --to masks --split 0.2 -o masks/
+      seg convert train.csv --images train/ --to coco -o coco.json
+    """
+    from seg.dataset.categories import keep_categories, rename_categories
+    from seg.formats import write
+    from seg.outputs import check_writable
+
+    check_writable(out, overwrite)
+    dataset, problems = _read(
+        source, from_format, on_error, images=images, annotations=annotations, image_size=image_size
+    )
+    dataset = rename_categories(dataset, rename)
+    if classes:
+        dataset = keep_categories(dataset, classes)
+    report = write(
+        dataset,
+        out,
+        to_format,
+        overwrite=overwrite,
+        progress=opt.progress_bar("writing"),
+        segmentation=segmentation,
+        style=style,
+        kind=kind,
+        split=split,
+        seed=seed,
+        images=copy_images,
+    )
+    _report_skipped(problems, Path(out))
+    click.echo(json.dumps(report, indent=2, default=str))
+
+
+@cli.command("export-coco")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, help="COCO JSON to write.")
+@opt.source_format
+@opt.images_dir
+@opt.image_size
+@click.option(
+    "--segmentation",
+    type=click.Choice(["auto", "polygon", "rle"]),
+    default="auto",
+    show_default=True,
+    help="Polygons where they are exact, RLE elsewhere (auto), or force one.",
+)
+@opt.on_error
+@opt.overwrite
+def export_coco(source, out, from_format, images, image_size, segmentation, on_error, overwrite):
+    """Export any annotation source to COCO, with the Dataset folder beside it.
+
+    \b
+    Example:
+      seg export-coco train.csv --images train/ -o coco.json   # writes coco.json and coco.dataset/
+    """
+    from seg.dataset.store import save_dataset
+    from seg.formats import write
+    from seg.outputs import check_writable
+
+    out = Path(out)
+    dataset_dir = out.with_suffix(".dataset")
+    check_writable(out, overwrite)
+    check_writable(dataset_dir, overwrite)
+    dataset, problems = _read(source, from_format, on_error, images=images, image_size=image_size)
+    report = write(dataset, out, "coco", overwrite=overwrite, segmentation=segmentation)
+    save_dataset(dataset, dataset_dir, overwrite=overwrite)
+    report["dataset"] = str(dataset_dir)
+    _report_skipped(problems, out)
+    click.echo(json.dumps(report, indent=2, default=str))
+
+
+@cli.command()
+@click.argument("source", type=click.Path(exists=True))
+@opt.source_format
+@opt.images_dir
+@opt.image_size
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(source, from_format, images, image_size, as_json):
+    """Summarise a dataset: images, objects per class, coverage, and problems found.
+
+    \b
+    Example:
+      seg info annotations/instances_val.json
+    """
+    from seg.dataset.summary import format_summary, summarize
+
+    dataset, _ = _read(source, from_format, "raise", images=images, image_size=image_size)
+    summary = summarize(dataset)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--out", type=click.Path(), required=True, help="Output file or folder.")
+@click.option(
+    "--to",
+    "to_format",
+    type=click.Choice(["parquet", "coco", "kaggle", "masks"]),
+    default="parquet",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--name", "names", multiple=True, help="Name of each source in the origin column (default: file stem).")
+@opt.rename
+@opt.overwrite
+def merge(sources, out, to_format, names, rename, overwrite):
+    """Merge datasets, reconciling class names and keeping each object's origin.
+
+    \b
+    Example:
+      seg merge open/coco.json mine/coco.json --rename house=building -o merged/
+    """
+    from seg.dataset.merge import merge_datasets
+    from seg.formats import read, write
+    from seg.outputs import check_writable
+
+    if len(sources) < 2:
+        raise click.UsageError("merge needs at least two sources")
+    if names and len(names) != len(sources):
+        raise click.UsageError(f"--name given {len(names)} time(s) for {len(sources)} sources")
+    check_writable(out, overwrite)
+    names = list(names) or _default_names(sources)
+    datasets = [read(source) for source in sources]
+    report = write(merge_datasets(datasets, names, rename), out, to_format, overwrite=overwrite)
+    click.echo(json.dumps(report, indent=2, default=str))
+
+
+def _default_names(sources: tuple[str, ...]) -> list[str]:
+    names: list[str] = []
+    for source in sources:
+        path = Path(source)
+        base = path.stem if path.is_file() else path.name
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}{n}", n + 1
+        names.append(name)
+    return names
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False),
+    default="demo-output",
+    show_default=True,
+    help="Folder for the sample and every output.",
+)
+@opt.overwrite
+def demo(out, overwrite):
+    """Run the whole flow on the embedded sample and say where everything went.
+
+    \b
+    Example:
+      seg demo -o demo-output --overwrite
+    """
+    from seg.demo import run_demo
+
+    report = run_demo(Path(out), overwrite=overwrite, progress=opt.progress_bar("demo"))
+    click.echo(json.dumps(report, indent=2, default=str))
+
+
+def main() -> None:
+    cli()
