@@ -1,0 +1,87 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from seg import __version__
+from seg.cli import cli
+from seg.dataset.store import load_dataset, save_dataset
+from tests.dataset.test_core import make_dataset
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "src"
+    save_dataset(make_dataset(), path)
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_help_and_version():
+    assert run("--help").exit_code == 0
+    result = run("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_convert_parquet_with_rename_and_classes(source, tmp_path):
+    out = tmp_path / "out"
+    result = run("convert", source, "--to", "parquet", "-o", out, "--rename", "road=street", "--classes", "street")
+    assert result.exit_code == 0, result.output
+    ds = load_dataset(out)
+    assert ds.category_names == ["street"] and ds.objects["category"].tolist() == ["street"]
+    assert json.loads(result.stdout)["objects"] == 1
+
+
+def test_existing_output_is_kept_without_overwrite(source, tmp_path):
+    out = tmp_path / "out"
+    assert run("convert", source, "--to", "parquet", "-o", out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = run("convert", source, "--to", "parquet", "-o", out, "--classes", "road")
+    assert result.exit_code == 1
+    assert f"seg: error: {out}: output exists; pass --overwrite" in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert run("convert", source, "--to", "parquet", "-o", out, "--classes", "road", "--overwrite").exit_code == 0
+    assert load_dataset(out).category_names == ["road"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--to", "nope"],
+        ["--to", "parquet", "--rename", "noequals"],
+        ["--to", "parquet", "--image-size", "12"],
+        ["--to", "parquet", "--split", "1.5"],
+    ],
+)
+def test_usage_errors_exit_2(source, tmp_path, args):
+    assert run("convert", source, "-o", tmp_path / "o", *args).exit_code == 2
+
+
+def test_library_errors_are_one_line_exit_1(source, tmp_path):
+    result = run("convert", source, "--to", "parquet", "-o", tmp_path / "o", "--classes", "sky")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "unknown categories ['sky']" in result.stderr
+    result = run("convert", source, "--to", "parquet", "-o", tmp_path / "o", "--segmentation", "rle")
+    assert result.exit_code == 1 and "does not take option(s) segmentation" in result.stderr
+    (tmp_path / "junk.txt").write_text("hello")
+    result = run("info", tmp_path / "junk.txt")
+    assert result.exit_code == 1 and "cannot tell the annotation format" in result.stderr
+
+
+def test_info(source):
+    result = run("info", source)
+    assert result.exit_code == 0 and "images: 3 (1 without objects)" in result.stdout
+    summary = json.loads(run("info", source, "--json").stdout)
+    assert summary["classes"]["road"]["objects"] == 1
+
+
+def test_merge(source, tmp_path):
+    result = run("merge", source, source, "--name", "a", "--name", "b", "-o", tmp_path / "m")
+    assert result.exit_code == 0, result.output
+    merged = load_dataset(tmp_path / "m")
+    assert len(merged.images) == 6 and set(merged.objects["origin"]) == {"a", "b"}
+    assert run("merge", source, "-o", tmp_path / "m2").exit_code == 2
+    assert run("merge", source, source, "--name", "a", "-o", tmp_path / "m3").exit_code == 2
