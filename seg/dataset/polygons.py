@@ -25,19 +25,21 @@ def polygons_to_rle(rings: Sequence[Ring], height: int, width: int) -> str:
     """Rasterize COCO polygon rings (union of all parts, clipped to the image) to a compressed RLE string.
 
     Raises:
-        ValueError: a ring with fewer than 3 points or an odd number of coordinates.
+        ValueError: a ring with fewer than 3 points, an odd number of coordinates, or non-numeric values.
     """
-    parts = []
     for ring in rings:
         if len(ring) % 2:
             raise ValueError(f"polygon has an odd number of coordinates ({len(ring)})")
         if len(ring) < 6:
             raise ValueError(f"polygon has {len(ring) // 2} points, expected at least 3")
-        parts.append([float(v) for v in ring])
-    if not parts:
+    if not rings:
         return coco_rle.encode(np.zeros((height, width), np.uint8))
-    rles = cocomask.frPyObjects(parts, int(height), int(width))
-    return cocomask.merge(rles)["counts"].decode("ascii")
+    try:
+        rles = cocomask.frPyObjects([np.asarray(ring, dtype=np.float64) for ring in rings], int(height), int(width))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"polygon coordinates must be numbers: {e}") from None
+    rle = rles[0] if len(rles) == 1 else cocomask.merge(rles)
+    return rle["counts"].decode("ascii")
 
 
 def mask_to_polygons(mask: npt.NDArray) -> list[tuple[Ring, list[Ring]]]:
@@ -74,10 +76,10 @@ def polygon_loss(counts: str, rings: Sequence[Ring], height: int, width: int) ->
 
 def rings_bbox(rings: Sequence[Ring], height: int, width: int) -> tuple[float, float, float, float]:
     """Extent ``(x, y, w, h)`` of polygon rings clipped to the image (COCO's bbox for polygon objects)."""
-    coords = np.concatenate([np.asarray(r, dtype=np.float64) for r in rings]) if rings else np.zeros(0)
-    if coords.size == 0:
+    xs = [v for ring in rings for v in ring[0::2]]
+    ys = [v for ring in rings for v in ring[1::2]]
+    if not xs:
         return 0.0, 0.0, 0.0, 0.0
-    xs = np.clip(coords[0::2], 0, width)
-    ys = np.clip(coords[1::2], 0, height)
-    x0, y0 = float(xs.min()), float(ys.min())
-    return x0, y0, float(xs.max()) - x0, float(ys.max()) - y0
+    x0, x1 = min(max(min(xs), 0.0), width), min(max(max(xs), 0.0), width)
+    y0, y1 = min(max(min(ys), 0.0), height), min(max(max(ys), 0.0), height)
+    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
