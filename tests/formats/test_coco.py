@@ -813,7 +813,7 @@ BAD_ITEMS = {
         annotation(1, segmentation={"size": [5, 6], "counts": "é"}),
         FormatError,
         "annotation 2",
-        "non-ASCII",
+        "invalid character 'é'",
         2,
     ),
     "rle bad character": (
