@@ -11,20 +11,21 @@ import click
 
 from seg import __version__
 from seg import cli_options as opt
-from seg.errors import SegError
+from seg.errors import OptionError, SegError
 
 logger = logging.getLogger("seg")
 
 
 class SegGroup(click.Group):
-    """Turns SegError into a one-line message and exit code 1 (click keeps exit 2 for usage errors)."""
+    """Turns SegError into a one-line message and exit code 1 (2 for options a format does not take, like click's
+    own usage errors)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except SegError as e:
             click.echo(f"seg: error: {e}", err=True)
-            ctx.exit(1)
+            ctx.exit(2 if isinstance(e, OptionError) else 1)
 
 
 @click.group(cls=SegGroup, context_settings={"help_option_names": ["-h", "--help"]})

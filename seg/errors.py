@@ -70,5 +70,9 @@ class ImageError(SegError):
     """An image file cannot be read, is not an image, or is too large to decode safely."""
 
 
+class OptionError(SegError):
+    """An option that the chosen format or command does not take (a usage error: exit 2 on the command line)."""
+
+
 class OutputExistsError(SegError):
     """An output exists and ``overwrite`` was not given."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from seg.errors import SegError, UnknownFormatError
+from seg.errors import OptionError, UnknownFormatError
 
 if TYPE_CHECKING:
     from seg.dataset.core import Dataset
@@ -66,7 +66,7 @@ def _call(function: Any, fmt: str, *args: Any, **options: Any) -> Any:
     given = {k: v for k, v in options.items() if v is not None}
     unknown = [k for k in given if k not in accepted]
     if unknown:
-        raise SegError(f"format {fmt!r} does not take option(s) {', '.join(unknown)}", expected=", ".join(accepted))
+        raise OptionError(f"format {fmt!r} does not take option(s) {', '.join(unknown)}", expected=", ".join(accepted))
     return function(*args, **given)
 
 

@@ -65,7 +65,7 @@ def test_library_errors_are_one_line_exit_1(source, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "unknown categories ['sky']" in result.stderr
     result = run("convert", source, "--to", "parquet", "-o", tmp_path / "o", "--segmentation", "rle")
-    assert result.exit_code == 1 and "does not take option(s) segmentation" in result.stderr
+    assert result.exit_code == 2 and "does not take option(s) segmentation" in result.stderr
     (tmp_path / "junk.txt").write_text("hello")
     result = run("info", tmp_path / "junk.txt")
     assert result.exit_code == 1 and "cannot tell the annotation format" in result.stderr
