@@ -12,6 +12,12 @@ from pathlib import Path
 from seg.errors import OutputExistsError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_writable(path: str | os.PathLike[str], overwrite: bool) -> Path:
     """Return ``path`` as a Path, raising OutputExistsError if it exists and ``overwrite`` is false."""
     path = Path(path)
@@ -29,6 +35,7 @@ def atomic_file(path: str | os.PathLike[str], overwrite: bool = False, mode: str
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -46,6 +53,7 @@ def atomic_dir(path: str | os.PathLike[str], overwrite: bool = False) -> Iterato
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from seg.errors import OutputExistsError
@@ -31,3 +33,14 @@ def test_atomic_dir(tmp_path):
     with atomic_dir(target, overwrite=True) as tmp:
         (tmp / "b").write_text("2")
     assert [p.name for p in target.iterdir()] == ["b"]
+
+
+def test_outputs_get_the_umask_mode_not_0600(tmp_path):
+    with atomic_file(tmp_path / "f.txt", mode="w") as f:
+        f.write("x")
+    with atomic_dir(tmp_path / "d"):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~old
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~old

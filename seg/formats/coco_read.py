@@ -143,12 +143,17 @@ def _dimension(value: Any) -> int | None:
     return None
 
 
+#: Image keys that become Dataset columns; the others are kept in ``attributes``.
+IMAGE_KEYS = ("id", "file_name", "width", "height", "seg_image_id")
+
+
 def read_images(raw: list, ctx: Context, root: Path | None) -> tuple[list[dict], dict[str, dict], set[str]]:
     """Image rows in file order, ``{str(COCO image id): row}``, and the ids of images dropped under ``skip``.
 
     A ``seg_image_id`` key (written by :func:`seg.formats.coco.save` when the Dataset's ids were not integers) is the
-    image's Dataset id. A missing ``width``/``height`` is read from the image file's header under ``root`` when the file
-    is there.
+    image's Dataset id. Other keys (license, URLs, capture date, georeference) are kept as JSON text in an
+    ``attributes`` column. A missing ``width``/``height`` is read from the image file's header under ``root`` when the
+    file is there.
     """
     rows: list[dict] = []
     by_key: dict[str, dict] = {}
@@ -184,6 +189,9 @@ def read_images(raw: list, ctx: Context, root: Path | None) -> tuple[list[dict],
             continue
         dropped.discard(key)
         row = {"image_id": image_id, "file_name": file_name, "width": size[0], "height": size[1]}
+        extra = {k: v for k, v in image.items() if k not in IMAGE_KEYS}
+        if extra:
+            row["attributes"] = dumps(extra)
         rows.append(row)
         by_key[key] = row
         dataset_ids.add(image_id)

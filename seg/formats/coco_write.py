@@ -30,7 +30,7 @@ from seg import __version__
 from seg.dataset import rle as coco_rle
 from seg.dataset.core import Category, Dataset
 from seg.dataset.polygons import mask_to_polygons, outer_rings, polygon_loss
-from seg.formats.coco_read import TEXT_COLUMNS, Progress
+from seg.formats.coco_read import IMAGE_KEYS, TEXT_COLUMNS, Progress
 from seg.formats.coco_segmentation import rle_object, same_mask
 
 logger = logging.getLogger(__name__)
@@ -79,8 +79,11 @@ def document(dataset: Dataset, segmentation: Mode = "auto", progress: Progress =
     numeric = integer_ids(image_ids)
     coco_image = dict(zip(image_ids, numeric or range(1, len(image_ids) + 1), strict=True))
     images = []
-    for row in dataset.images[["image_id", "file_name", "width", "height"]].to_dict("records"):
+    columns = ["image_id", "file_name", "width", "height", *(["attributes"] if "attributes" in dataset.images else [])]
+    for row in dataset.images[columns].to_dict("records"):
+        extra = json.loads(row["attributes"]) if isinstance(row.get("attributes"), str) else {}
         record = {
+            **{k: v for k, v in extra.items() if k not in IMAGE_KEYS},
             "id": coco_image[row["image_id"]],
             "file_name": row["file_name"],
             "width": int(row["width"]),

@@ -1049,3 +1049,28 @@ def test_pycocotools_reference_is_not_vacuous():
     with pytest.raises(AssertionError):
         assert_masks_match(ds, data)
     assert cocomask.area(cocomask.frPyObjects([[0, 0, 2, 0, 2, 2]], 4, 4)[0]) > 0
+
+
+def test_image_provenance_keys_survive_the_round_trip(tmp_path):
+    doc = {
+        "images": [
+            {
+                "id": 3,
+                "file_name": "t.jpg",
+                "width": 4,
+                "height": 4,
+                "coco_url": "http://x/t.jpg",
+                "georeference": {"crs": "EPSG:3857", "bounds": [0.5, 1, 2, 3]},
+            }
+        ],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "building"}],
+    }
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(doc))
+    ds = coco.load(src)
+    assert json.loads(ds.images["attributes"].iloc[0])["georeference"]["crs"] == "EPSG:3857"
+    coco.save(ds, tmp_path / "out.json")
+    written = json.loads((tmp_path / "out.json").read_text())["images"][0]
+    assert written["coco_url"] == "http://x/t.jpg" and written["georeference"]["bounds"] == [0.5, 1, 2, 3]
+    assert coco.load(tmp_path / "out.json").equals(ds)
