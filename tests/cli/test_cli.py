@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -85,3 +86,72 @@ def test_merge(source, tmp_path):
     assert len(merged.images) == 6 and set(merged.objects["origin"]) == {"a", "b"}
     assert run("merge", source, "-o", tmp_path / "m2").exit_code == 2
     assert run("merge", source, source, "--name", "a", "-o", tmp_path / "m3").exit_code == 2
+
+
+def _coco_file(tmp_path, bad_annotation=False):
+    doc = {
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 6, "height": 4},
+            {"id": 2, "file_name": "b.png", "width": 6, "height": 4},
+        ],
+        "annotations": [
+            {
+                "id": 7,
+                "image_id": 1,
+                "category_id": 1,
+                "segmentation": [[0, 0, 4, 0, 4, 3]],
+                "bbox": [0, 0, 4, 3],
+                "area": 6,
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 1, "name": "building"}],
+    }
+    if bad_annotation:
+        doc["annotations"].append(
+            {
+                "id": 8,
+                "image_id": 99,
+                "category_id": 1,
+                "segmentation": [[0, 0, 1, 0, 1, 1]],
+                "bbox": [0, 0, 1, 1],
+                "area": 1,
+                "iscrowd": 0,
+            }
+        )
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_export_coco_writes_dataset_beside(tmp_path):
+    src = _coco_file(tmp_path)
+    out = tmp_path / "out" / "export.json"
+    result = run("export-coco", src, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["annotations"][0]["id"] == 7
+    assert load_dataset(tmp_path / "out" / "export.dataset").objects["source_id"].tolist() == ["7"]
+    again = run("export-coco", src, "-o", out)
+    assert again.exit_code == 1 and "output exists" in again.stderr
+
+
+def test_on_error_skip_writes_a_report_and_keeps_the_rest(tmp_path):
+    src = _coco_file(tmp_path, bad_annotation=True)
+    failed = run("convert", src, "--to", "parquet", "-o", tmp_path / "strict")
+    assert failed.exit_code == 1 and "annotation 8" in failed.stderr and not (tmp_path / "strict").exists()
+    result = run("convert", src, "--to", "parquet", "-o", tmp_path / "lenient", "--on-error", "skip")
+    assert result.exit_code == 0, result.output
+    assert len(load_dataset(tmp_path / "lenient").objects) == 1
+    report = json.loads((tmp_path / "lenient" / "skipped.json").read_text())
+    assert [r["item"] for r in report] == ["annotation 8"] and "skipped 1 bad item" in result.stderr
+
+
+def test_convert_coco_to_masks_without_images(tmp_path):
+    src = _coco_file(tmp_path)
+    out = tmp_path / "masks"
+    result = run("convert", src, "--to", "masks", "-o", out, "--copy-images", "none")
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    mask = Image.open(out / "masks" / "a.png")
+    assert mask.mode == "L" and np.unique(np.asarray(mask)).tolist() == [0, 1]
