@@ -23,6 +23,12 @@ def _open(path: Path, max_pixels: int):
         image = Image.open(path)
     except FileNotFoundError as e:
         raise ImageError("image file not found", path=path) from e
+    except Image.DecompressionBombError as e:  # Pillow's own guard, above about 179 million pixels
+        raise ImageError(
+            "image too large to decode safely (possible decompression bomb)",
+            path=path,
+            expected=f"at most {max_pixels} pixels",
+        ) from e
     except (UnidentifiedImageError, OSError) as e:
         raise ImageError("not a readable image", path=path, expected="PNG, JPEG, TIFF, BMP or WebP") from e
     width, height = image.size

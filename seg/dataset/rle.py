@@ -10,6 +10,7 @@ integers. In a Dataset, ``rle`` holds the compressed string decoded to ``str`` a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -90,44 +91,93 @@ def check_compressed(counts: str, height: int, width: int) -> None:
         raise ValueError(f"RLE counts sum to {total}, expected height x width = {height * width}")
 
 
-def to_uncompressed_raw(counts: str) -> list[int]:
-    """Parse a compressed RLE string into run lengths without knowing the size (the inverse of ``rleToString``).
+@dataclass(frozen=True)
+class ParsedStrings:
+    """Run lengths of several compressed RLE strings, concatenated in the strings' order.
+
+    Attributes:
+        runs: every run length, each string's starting with its zeros run.
+        owner: index of the string each run belongs to.
+        position: index of each run inside its string (even = zeros, odd = ones).
+        first: index into ``runs`` of each string's first run.
+    """
+
+    runs: npt.NDArray[np.int64]
+    owner: npt.NDArray[np.int64]
+    position: npt.NDArray[np.int64]
+    first: npt.NDArray[np.int64]
+
+
+#: Longest number a compressed RLE string may spell (12 characters of 5 bits = 60 bits).
+_MAX_DIGITS = 12
+
+
+def parse_strings(strings: Sequence[str]) -> ParsedStrings:
+    """Parse compressed RLE strings (the inverse of pycocotools ``rleToString``), all at once, without their sizes.
 
     Each run is a little-endian group of 5-bit digits (character - 48; bit 0x20 = more digits follow; bit 0x10 of the
-    last digit = negative); from the fourth run on, the value is a difference to the run two places before.
-    Vectorised: no Python loop per character.
+    last digit = negative); from the fourth run of a string on, the value is a difference to the run two places
+    before. Vectorised over all characters of all strings: no Python loop per character or per string.
 
     Raises:
-        ValueError: a character outside the alphabet, a string that ends inside a number, or negative runs.
+        ValueError: a character outside the alphabet, a string that ends inside a number, a number too long to be a
+            run length, or negative runs.
     """
+    count = len(strings)
+    lengths = np.fromiter((len(s) for s in strings), np.int64, count)
+    joined = "".join(strings)
     try:
-        data = counts.encode("ascii")
+        raw = joined.encode("ascii")
     except UnicodeEncodeError as e:
-        raise ValueError(f"invalid character {counts[e.start]!r} in RLE string") from None
-    codes = np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 48
-    if codes.size == 0:
-        return []
-    if ((codes < 0) | (codes > 63)).any():
-        bad = counts[int(np.flatnonzero((codes < 0) | (codes > 63))[0])]
-        raise ValueError(f"invalid character {bad!r} in RLE string")
-    last = (codes & 0x20) == 0
-    if not last[-1]:
+        raise ValueError(f"invalid character {joined[e.start]!r} in RLE string") from None
+    data = np.frombuffer(raw, np.uint8).astype(np.int64) - 48
+    if data.size and (data.min() < 0 or data.max() > 63):
+        bad = raw[int(np.flatnonzero((data < 0) | (data > 63))[0])]
+        raise ValueError(f"invalid character {chr(bad)!r} in RLE string")
+    string_ends = np.cumsum(lengths)
+    if ((data[string_ends[lengths > 0] - 1] & 0x20) != 0).any():
         raise ValueError("RLE string ends inside a number")
-    ends = np.flatnonzero(last)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    digit = np.arange(codes.size) - np.repeat(starts, ends - starts + 1)
-    if digit.max() > 11:
-        raise ValueError("RLE string holds a number too large for a run length")
-    values = np.add.reduceat((codes & 0x1F) << (5 * digit), starts)
-    negative = (codes[ends] & 0x10) != 0
-    values[negative] -= np.left_shift(1, 5 * (digit[ends[negative]] + 1))
+    last = np.flatnonzero((data & 0x20) == 0)  # the last character of each number
+    first_char = np.empty_like(last)
+    first_char[:1] = 0
+    first_char[1:] = last[:-1] + 1
+    digits = last - first_char + 1
+    longest = int(digits.max()) if digits.size else 0
+    if longest > _MAX_DIGITS:
+        raise ValueError("RLE string holds a number too long to be a run length")
+    values = data[first_char] & 0x1F
+    for k in range(1, longest):
+        longer = np.flatnonzero(digits > k)
+        values[longer] |= (data[first_char[longer] + k] & 0x1F) << (5 * k)
+    negative = (data[last] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * digits[negative])
+    owner = np.searchsorted(string_ends, last, side="right")
+    first = np.searchsorted(owner, np.arange(count))
+    position = np.arange(values.size) - first[owner]
+    # undo the delta coding: runs at odd positions, and at even positions from 2 on, are running sums per string
+    odd = (position & 1) == 1
     runs = values.copy()
-    # runs[i] = values[i] + runs[i - 2] for i > 2: running sums over odd indices from 1 and even indices from 2
-    runs[1::2] = np.cumsum(values[1::2])
-    runs[2::2] = np.cumsum(values[2::2])
+    for chain in (odd, ~odd & (position >= 2)):
+        sums, _ = segmented_cumsum(np.where(chain, values, 0), owner, first)
+        runs[chain] = sums[chain]
     if (runs < 0).any():
         raise ValueError("RLE string has negative run lengths")
-    return runs.tolist()
+    return ParsedStrings(runs=runs, owner=owner, position=position, first=first)
+
+
+def segmented_cumsum(
+    values: npt.NDArray[np.int64], owner: npt.NDArray[np.int64], first: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Cumulative sums restarting at each segment (``owner`` = segment of each value, ``first`` = index of each
+    segment's first value), and the global sum before each segment."""
+    total = np.cumsum(values)
+    before = np.concatenate(([0], total))[first]
+    return total - before[owner], before
+
+
+def to_uncompressed_raw(counts: str) -> list[int]:
+    """Parse one compressed RLE string into run lengths without knowing the size (see :func:`parse_strings`)."""
+    return parse_strings([counts]).runs.tolist()
 
 
 def merge(counts: Sequence[str], height: int, width: int) -> str:

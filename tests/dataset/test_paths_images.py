@@ -52,3 +52,10 @@ def test_not_an_image_and_truncated(tmp_path):
         read_image(tmp_path / "t.png")
     with pytest.raises(ImageError, match="not found"):
         image_size(tmp_path / "missing.png")
+
+
+def test_pillow_bomb_error_becomes_image_error(tmp_path):
+    # above Pillow's own limit (2 x 89.5 M pixels) Pillow raises before seg's check: still a one-line ImageError
+    Image.new("1", (20000, 10000)).save(tmp_path / "huge.png")
+    with pytest.raises(ImageError, match="decompression bomb"):
+        image_size(tmp_path / "huge.png")
