@@ -62,6 +62,10 @@ def _report_skipped(problems, out: Path) -> None:
     click.echo(f"seg: skipped {len(problems.skipped)} bad item(s); see {report}", err=True)
 
 
+#: convert's options that go to the reader; the others go to the writer.
+READ_OPTIONS = ("images", "annotations", "image_size", "class_name")
+
+
 @cli.command()
 @click.argument("source", type=click.Path(exists=True))
 @click.option("-o", "--out", type=click.Path(), required=True, help="Output file or folder.")
@@ -80,27 +84,12 @@ def _report_skipped(problems, out: Path) -> None:
 @click.option("--split", type=click.FloatRange(0, 1, max_open=True), help="Masks output: test fraction (train/test).")
 @click.option("--seed", type=int, help="Masks output: seed of the train/test split.")
 @click.option("--copy-images", type=click.Choice(["copy", "link", "none"]), help="Masks output: how images go along.")
+@click.option("--workers", type=click.IntRange(1), help="Masks output: processes (default: one per CPU).")
+@click.option("--boxes", type=click.Choice(["skip", "paint"]), help="Masks/Kaggle output: box-only objects.")
+@click.option("--class-name", help="Kaggle input without ClassId: the class of every object (default 'object').")
 @opt.on_error
 @opt.overwrite
-def convert(
-    source,
-    out,
-    to_format,
-    from_format,
-    images,
-    annotations,
-    image_size,
-    classes,
-    rename,
-    segmentation,
-    style,
-    kind,
-    split,
-    seed,
-    copy_images,
-    on_error,
-    overwrite,
-):
+def convert(source, out, to_format, from_format, classes, rename, on_error, overwrite, **options):
     """Convert annotations from any known format to another.
 
     \b
@@ -113,25 +102,13 @@ def convert(
     from seg.outputs import check_writable
 
     check_writable(out, overwrite)
-    dataset, problems = _read(
-        source, from_format, on_error, images=images, annotations=annotations, image_size=image_size
-    )
+    read_options = {k: options.pop(k) for k in READ_OPTIONS}
+    options["images"] = options.pop("copy_images")
+    dataset, problems = _read(source, from_format, on_error, **read_options)
     dataset = rename_categories(dataset, rename)
     if classes:
         dataset = keep_categories(dataset, classes)
-    report = write(
-        dataset,
-        out,
-        to_format,
-        overwrite=overwrite,
-        progress=opt.progress_bar("writing"),
-        segmentation=segmentation,
-        style=style,
-        kind=kind,
-        split=split,
-        seed=seed,
-        images=copy_images,
-    )
+    report = write(dataset, out, to_format, overwrite=overwrite, progress=opt.progress_bar("writing"), **options)
     _report_skipped(problems, Path(out))
     click.echo(json.dumps(report, indent=2, default=str))
 

@@ -155,3 +155,18 @@ def test_convert_coco_to_masks_without_images(tmp_path):
 
     mask = Image.open(out / "masks" / "a.png")
     assert mask.mode == "L" and np.unique(np.asarray(mask)).tolist() == [0, 1]
+
+
+def test_kaggle_airbus_csv_through_coco_and_back(tmp_path):
+    csv = tmp_path / "train.csv"
+    csv.write_text("ImageId,EncodedPixels\na.jpg,1 3 10 2\na.jpg,20 4\nb.jpg,\n")
+    coco_out = tmp_path / "c.json"
+    result = run("convert", csv, "--to", "coco", "-o", coco_out, "--image-size", "5x6", "--class-name", "ship")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(coco_out.read_text())
+    assert [c["name"] for c in doc["categories"]] == ["ship"] and len(doc["images"]) == 2
+    back = tmp_path / "back.csv"
+    assert run("convert", coco_out, "--to", "kaggle", "--style", "airbus", "-o", back).exit_code == 0
+    assert back.read_text().splitlines()[1:] == ["a.jpg,1 3 10 2", "a.jpg,20 4", "b.jpg,"]
+    missing = run("convert", csv, "--to", "coco", "-o", tmp_path / "x.json")
+    assert missing.exit_code == 1 and "--image-size" in missing.stderr
