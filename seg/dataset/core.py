@@ -26,7 +26,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from seg.dataset import rle as coco_rle
-from seg.dataset.paths import inside
+from seg.dataset.paths import inside, normalize_file_name
 from seg.errors import ValidationError
 
 
@@ -126,6 +126,11 @@ class Dataset:
         objects = _coerce(objects, {**OBJECT_COLUMNS}, "objects", source)
         optional = {c: t for c, t in OPTIONAL_OBJECT_COLUMNS.items() if c in objects.columns}
         objects = _coerce(objects, optional, "objects", source)
+        for image_id, name in zip(images["image_id"], images["file_name"], strict=True):
+            if normalize_file_name(name, source=source, item_id=image_id) != name:
+                raise ValidationError(
+                    "image file name is not normalised", path=source, item_id=image_id, expected="forward slashes"
+                )
         duplicated = images["image_id"].duplicated()
         if duplicated.any():
             dup = images.loc[duplicated, "image_id"].iloc[0]
@@ -232,19 +237,19 @@ class Dataset:
         rows = self.images.index[self.images["image_id"] == image_id]
         if len(rows) == 0:
             raise ValidationError("unknown image", item_id=image_id)
-        return self._path_of(self.images.loc[rows[0]])
+        return self._path_of(self.images.loc[rows[0]].to_dict())
 
     def image_paths(self) -> list[Path | None]:
         """The image file of every image row, in order (None where the Dataset knows no image folder)."""
         paths: list[Path | None] = []
-        for _, row in self.images.iterrows():
+        for row in self.images.to_dict("records"):
             try:
                 paths.append(self._path_of(row))
             except ValidationError:
                 paths.append(None)
         return paths
 
-    def _path_of(self, row: pd.Series) -> Path:
+    def _path_of(self, row: dict) -> Path:
         if isinstance(row.get("path"), str):
             return Path(row["path"])
         root = row.get("root") if isinstance(row.get("root"), str) else self.image_root

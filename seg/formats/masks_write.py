@@ -26,7 +26,7 @@ import pandas as pd
 
 from seg.dataset.core import Dataset
 from seg.dataset.mask_paint import label_runs_many, paint_order
-from seg.dataset.paths import inside, normalize_file_name
+from seg.dataset.paths import normalize_file_name
 from seg.dataset.problems import Problems
 from seg.errors import FormatError, ImageError, SegError, ValidationError
 from seg.formats.masks_png import encode_label_runs
@@ -123,6 +123,23 @@ def _check_options(kind: str, split: object, images: str, boxes: str, workers: i
         raise ValueError(f"workers must be at least 1, got {workers}")
 
 
+def _source(path: Path | None, image_id: str) -> Path:
+    if path is None:
+        raise ValidationError(
+            "dataset has no image folder to copy images from",
+            item_id=image_id,
+            expected="an image folder when reading, or images='none' to write masks only",
+        )
+    if not path.is_file():
+        raise ImageError(
+            "image file not found",
+            path=path,
+            item_id=image_id,
+            expected="the image, or images='none' to write masks only",
+        )
+    return path
+
+
 class _Plan:
     """Everything decided before painting: split, file names, image sources, labels and paint order per image."""
 
@@ -156,7 +173,7 @@ class _Plan:
         """``{image index: (mask path, image source, image target)}`` for the images that can be written."""
         rows: dict[int, tuple[str, str | None, str | None]] = {}
         taken: dict[str, str] = {}
-        roots = self._roots(frame)
+        paths = self.dataset.image_paths() if self.images_mode != "none" else []
         for index, (image_id, name) in enumerate(zip(self.image_ids, frame["file_name"].tolist(), strict=True)):
             try:
                 name = normalize_file_name(name, item_id=image_id)
@@ -171,7 +188,7 @@ class _Plan:
                     )
                 source = target = None
                 if self.images_mode != "none":
-                    source = str(self._source(roots[index], name, image_id))
+                    source = str(_source(paths[index], image_id))
                     target = f"{prefix}images/{name}"
             except SegError as error:
                 problems.handle(error)
@@ -179,29 +196,6 @@ class _Plan:
             taken[mask] = image_id
             rows[index] = (mask, source, target)
         return rows
-
-    def _roots(self, frame: pd.DataFrame) -> list[object]:
-        root = self.dataset.image_root
-        if "root" in frame.columns:
-            return [r if isinstance(r, str) and r else root for r in frame["root"].tolist()]
-        return [root] * len(frame)
-
-    def _source(self, root: object, name: str, image_id: str) -> Path:
-        if root is None:
-            raise ValidationError(
-                "dataset has no image folder to copy images from",
-                item_id=image_id,
-                expected="an image folder when reading, or images='none' to write masks only",
-            )
-        source = inside(root, name)
-        if not source.is_file():
-            raise ImageError(
-                "image file not found",
-                path=source,
-                item_id=image_id,
-                expected="the image, or images='none' to write masks only",
-            )
-        return source
 
     def tasks(self, problems: Problems) -> Iterator[_Task]:
         """One task per writable image, in image order (objects grouped with numpy, not per-image pandas)."""

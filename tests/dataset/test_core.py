@@ -6,7 +6,7 @@ import pytest
 
 from seg.dataset import rle
 from seg.dataset.core import Category, Dataset
-from seg.errors import ValidationError
+from seg.errors import UnsafePathError, ValidationError
 
 
 def _mask(h, w, y0, y1, x0, x1):
@@ -139,3 +139,14 @@ def test_geometry_column():
     ds = make_dataset(geometry=json.dumps([[2, 1, 5, 1, 5, 3]]))
     assert ds.geometry(0) == [[2, 1, 5, 1, 5, 3]]
     assert ds.geometry(1) is None
+
+
+@pytest.mark.parametrize("name", ["../escape.png", "/abs/a.png", "sub\\a.png"])
+def test_image_file_names_must_be_safe_and_normalised(name):
+    ds = make_dataset()
+    images = ds.images.assign(file_name=[name, "sub/a.png", "empty.png"])
+    objects = ds.objects.assign(
+        file_name=ds.objects["image_id"].map(dict(zip(images.image_id, images.file_name, strict=True)))
+    )
+    with pytest.raises((ValidationError, UnsafePathError)):
+        Dataset(images, objects, ds.categories, source="x.json")

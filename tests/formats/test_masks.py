@@ -495,3 +495,21 @@ def test_datumaro_kaggle_image_mask_16_bit_index_masks(shared_fixtures, tmp_path
     masks.save(labelled, tmp_path / "out")
     mode, label = read_png(tmp_path / "out/masks/001.png")
     assert mode == "L" and label.ravel().tolist() == [1, 2, 0, 2, 1]
+
+
+def test_merged_datasets_copy_images_from_their_own_folders(tmp_path):
+    from seg.dataset.merge import merge_datasets
+
+    parts = []
+    for name, value in (("one", 10), ("two", 200)):
+        root = tmp_path / name
+        root.mkdir()
+        Image.fromarray(np.full((4, 4, 3), value, np.uint8)).save(root / "x.png")
+        images = [{"image_id": "1", "file_name": "x.png", "width": 4, "height": 4}]
+        parts.append(Dataset.from_records(images, [], [Category("c", 1)], image_root=root))
+    merged = merge_datasets(parts, ["one", "two"])
+    masks.save(merged, tmp_path / "out", images="copy")
+    for name, value in (("one", 10), ("two", 200)):
+        copied = np.asarray(Image.open(tmp_path / "out" / "images" / name / "x.png"))
+        assert (copied == value).all()
+        assert (tmp_path / "out" / "masks" / name / "x.png").is_file()
