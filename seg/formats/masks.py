@@ -31,14 +31,12 @@ with ``instances.json``) one object per instance.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
 from pathlib import Path
 
-from seg.dataset.core import Dataset
-from seg.dataset.problems import Problems
-from seg.formats.masks_read import Progress, find_layouts, load_masks
-from seg.formats.masks_write import BoxMode, ImageMode, Kind, save_masks
+from seg.formats.masks_read import find_layouts, load_masks
+from seg.formats.masks_write import save_masks
+
+__all__ = ["detect", "load", "save"]
 
 
 def detect(path: Path) -> bool:
@@ -46,91 +44,5 @@ def detect(path: Path) -> bool:
     return Path(path).is_dir() and bool(find_layouts(Path(path)))
 
 
-def load(
-    path: str | os.PathLike[str],
-    *,
-    problems: Problems | None = None,
-    progress: Progress = None,
-    classes: str | Iterable[str] | dict[int, str] | None = None,
-) -> Dataset:
-    """Read a mask folder into a Dataset.
-
-    ``image_id`` is the image's path below ``images/`` without its suffix, ``file_name`` that path. In a split
-    layout each image row also has ``split`` (the folder name) and ``root`` (its ``images/`` folder).
-
-    Args:
-        path: the folder (see the module docstring for the layouts).
-        problems: error policy for bad items: images without a mask, masks without an image, sizes that differ,
-            colour masks without a colour map, values outside the class map, unreadable or oversized files.
-        progress: wraps the loop over masks.
-        classes: class names for values 1, 2, ... (a list, or text ``"road,car"``) or ``{value: name}``; overrides
-            the folder's class map.
-
-    Raises:
-        FormatError: not a mask folder, a malformed class map or ``instances.json``, or (policy ``raise``) a bad item.
-        ImageError: (policy ``raise``) an unreadable, oversized or colour mask.
-
-    Example:
-        >>> ds = load("masks_out")  # doctest: +SKIP
-    """
-    return load_masks(path, problems=problems, progress=progress, classes=classes)
-
-
-def save(
-    dataset: Dataset,
-    path: str | os.PathLike[str],
-    *,
-    overwrite: bool = False,
-    progress: Progress = None,
-    kind: Kind = "semantic",
-    split: float | str | None = None,
-    seed: int = 0,
-    images: ImageMode = "copy",
-    workers: int | None = None,
-    boxes: BoxMode = "skip",
-    problems: Problems | None = None,
-) -> dict:
-    """Write ``dataset`` as a mask folder, atomically (the folder appears complete or not at all).
-
-    Args:
-        dataset: what to write.
-        path: the output folder.
-        overwrite: replace an existing folder (only once the new one is complete).
-        progress: wraps the loop over images.
-        kind: ``"semantic"`` (class-index masks) or ``"instance"`` (16-bit instance ids + ``instances.json``).
-        split: None (one ``images/`` + ``masks/``), a test fraction such as 0.2 (``train/`` and ``test/``: the image
-            ids are sorted, shuffled with ``seed``, and the first ``round(split * n)`` go to ``test``), or
-            ``"column"`` to use the images table's ``split`` column as folder names.
-        seed: seed of the split shuffle: same seed, same split.
-        images: ``"copy"`` the images beside the masks, ``"link"`` them (hard link, else symbolic link), or
-            ``"none"`` to write masks only. Unless ``"none"``, a missing image is a problem.
-        workers: processes painting masks (default: one per CPU from 64 images on; 1 paints in this process).
-        boxes: box-only objects are ``"skip"``-ped (counted in the report) or ``"paint"``-ed as their boxes.
-        problems: error policy for images that cannot be written (missing image file, unsafe file name, two images
-            with one mask name, a malformed RLE); skipped images get neither mask nor image.
-
-    Returns:
-        ``{"path", "kind", "masks", "images", "images_written", "objects_painted", "boxes", "box_only",
-        "bit_depth", "classes", "splits", "skipped"}``.
-
-    Raises:
-        OutputExistsError: ``path`` exists and ``overwrite`` is false (nothing is written).
-        ImageError, FormatError, UnsafePathError, ValidationError: (policy ``raise``) the first image that cannot be
-            written; nothing is left behind.
-
-    Example:
-        >>> save(ds, "masks_out", split=0.2, seed=0)  # doctest: +SKIP
-    """
-    return save_masks(
-        dataset,
-        path,
-        overwrite=overwrite,
-        progress=progress,
-        kind=kind,
-        split=split,
-        seed=seed,
-        images=images,
-        workers=workers,
-        boxes=boxes,
-        problems=problems,
-    )
+load = load_masks
+save = save_masks

@@ -198,7 +198,26 @@ def load_masks(
     progress: Progress = None,
     classes: str | Iterable[str] | dict[int, str] | None = None,
 ) -> Dataset:
-    """Read a mask folder; see :func:`seg.formats.masks.load`."""
+    """Read a mask folder into a Dataset.
+
+    ``image_id`` is the image's path below ``images/`` without its suffix, ``file_name`` that path. In a split
+    layout each image row also has ``split`` (the folder name) and ``root`` (its ``images/`` folder).
+
+    Args:
+        path: the folder (see :mod:`seg.formats.masks` for the layouts).
+        problems: error policy for bad items: images without a mask, masks without an image, sizes that differ,
+            colour masks without a colour map, values outside the class map, unreadable or oversized files.
+        progress: wraps the loop over masks.
+        classes: class names for values 1, 2, ... (a list, or text ``"road,car"``) or ``{value: name}``; overrides
+            the folder's class map.
+
+    Raises:
+        FormatError: not a mask folder, a malformed class map or ``instances.json``, or (policy ``raise``) a bad item.
+        ImageError: (policy ``raise``) an unreadable, oversized or colour mask.
+
+    Example:
+        >>> ds = seg.read("masks_out", "masks")  # doctest: +SKIP
+    """
     root = Path(path)
     problems = problems or Problems()
     layouts = find_layouts(root)

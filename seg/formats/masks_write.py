@@ -83,7 +83,37 @@ def save_masks(
     boxes: BoxMode = "skip",
     problems: Problems | None = None,
 ) -> dict:
-    """Write ``dataset`` as a mask folder; see :func:`seg.formats.masks.save` for the options."""
+    """Write ``dataset`` as a mask folder, atomically (the folder appears complete or not at all).
+
+    Args:
+        dataset: what to write.
+        path: the output folder.
+        overwrite: replace an existing folder (only once the new one is complete).
+        progress: wraps the loop over images.
+        kind: ``"semantic"`` (class-index masks) or ``"instance"`` (16-bit instance ids + ``instances.json``).
+        split: None (one ``images/`` + ``masks/``), a test fraction such as 0.2 (``train/`` and ``test/``: the image
+            ids are sorted, shuffled with ``seed``, and the first ``round(split * n)`` go to ``test``), or
+            ``"column"`` to use the images table's ``split`` column as folder names.
+        seed: seed of the split shuffle: same seed, same split.
+        images: ``"copy"`` the images beside the masks, ``"link"`` them (hard link, else symbolic link), or
+            ``"none"`` to write masks only. Unless ``"none"``, a missing image is a problem.
+        workers: processes painting masks (default: one per CPU from 64 images on; 1 paints in this process).
+        boxes: box-only objects are ``"skip"``-ped (counted in the report) or ``"paint"``-ed as their boxes.
+        problems: error policy for images that cannot be written (missing image file, unsafe file name, two images
+            with one mask name, a malformed RLE); skipped images get neither mask nor image.
+
+    Returns:
+        ``{"path", "kind", "masks", "images", "images_written", "objects_painted", "boxes", "box_only",
+        "bit_depth", "classes", "splits", "skipped"}``.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is false (nothing is written).
+        ImageError, FormatError, UnsafePathError, ValidationError: (policy ``raise``) the first image that cannot be
+            written; nothing is left behind.
+
+    Example:
+        >>> seg.write(ds, "masks_out", "masks", split=0.2, seed=0)  # doctest: +SKIP
+    """
     _check_options(kind, split, images, boxes, workers)
     out = check_writable(path, overwrite)
     problems = problems or Problems()
