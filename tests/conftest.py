@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.shared import SHARED_FIXTURES
+
 settings.register_profile("seg", deadline=None, max_examples=60)
 settings.load_profile("seg")
-
-#: Real files written by other tools, beside the project (absent in a user's clone).
-SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 
 @pytest.fixture

@@ -175,7 +175,7 @@ class Dataset:
     ) -> Dataset:
         """Build a Dataset from dict rows, filling defaults (``iscrowd`` False, ``score`` null, ``source_id`` "")
         and deriving ``area`` and the box from ``rle`` when they are not given."""
-        image_frame = pd.DataFrame(list(images), columns=None)
+        image_frame = pd.DataFrame(list(images))
         if image_frame.empty:
             image_frame = pd.DataFrame(columns=list(IMAGE_COLUMNS))
         rows = [_complete_object(dict(o)) for o in objects]

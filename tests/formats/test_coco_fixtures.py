@@ -16,8 +16,8 @@ from pycocotools.coco import COCO
 from seg.dataset.problems import Problems
 from seg.errors import FormatError
 from seg.formats import coco, detect_format
+from tests.shared import SHARED_FIXTURES as FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 DATUMARO = FIXTURES / "datumaro_test_assets"
 RESULTS = FIXTURES / "cocoapi_results" / "results"
 
