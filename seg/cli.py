@@ -108,7 +108,7 @@ def convert(source, out, to_format, from_format, classes, rename, on_error, over
     dataset = rename_categories(dataset, rename)
     if classes:
         dataset = keep_categories(dataset, classes)
-    report = write(dataset, out, to_format, overwrite=overwrite, progress=opt.progress_bar("writing"), **options)
+    report = write(dataset, out, to_format, overwrite=overwrite, progress=opt.progress_bar("writing", "img"), **options)
     _report_skipped(problems, Path(out))
     click.echo(json.dumps(report, indent=2, default=str))
 

@@ -42,14 +42,14 @@ def parse_size(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return size
 
 
-def progress_bar(description: str) -> Callable[[Iterable], Iterable] | None:
+def progress_bar(description: str, unit: str = "item") -> Callable[[Iterable], Iterable] | None:
     """A tqdm wrapper when stderr is a terminal; None (no bar) in pipes and tests."""
     if not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
     def wrap(iterable: Iterable, total: int | None = None) -> Iterable:
-        return tqdm(iterable, desc=description, total=total, unit="img", leave=False)
+        return tqdm(iterable, desc=description, total=total, unit=unit, leave=False)
 
     return wrap
 
