@@ -65,8 +65,39 @@ def _flat(ring: Sequence[Sequence[float]]) -> Ring:
 
 
 def outer_rings(parts: list[tuple[Ring, list[Ring]]]) -> list[Ring]:
-    """The outer rings of traced parts: what a COCO-style polygon list (a union of rings) can hold."""
+    """The outer rings of traced parts, holes dropped (for formats whose polygons cannot hold a hole)."""
     return [outer for outer, _ in parts]
+
+
+def bridge_holes(outer: Ring, holes: Sequence[Ring]) -> Ring:
+    """One ring that holds ``outer`` minus ``holes``: each hole is joined to the ring by a zero-width bridge.
+
+    Holes are taken from left to right; each is bridged from its leftmost vertex, horizontally to the left, to the
+    nearest vertical edge of the ring built so far (traced rings are rectilinear, so there always is one). The bridge
+    is walked once in each direction, so it adds no area, and pycocotools' rasterization of the resulting ring is the
+    traced mask exactly: a COCO polygon list (a union of rings) can then hold masks with holes.
+    """
+    ring = list(zip(outer[0::2], outer[1::2], strict=True))
+    points = [list(zip(h[0::2], h[1::2], strict=True)) for h in holes]
+    for hole in sorted(points, key=lambda h: min(x for x, _ in h)):
+        k = min(range(len(hole)), key=lambda i: hole[i])
+        hx, hy = hole[k]
+        best = None
+        for i, ((x0, y0), (x1, y1)) in enumerate(zip(ring, ring[1:] + ring[:1], strict=True)):
+            if x0 == x1 and x0 < hx and min(y0, y1) <= hy <= max(y0, y1) and (best is None or x0 > best[0]):
+                best = (x0, i)
+        if best is None:
+            raise ValueError(f"hole at ({hx}, {hy}) lies outside its outer ring")
+        x, i = best
+        landing = (x, hy)
+        loop = [*hole[k:], *hole[:k], hole[k], landing]
+        ring = [*ring[: i + 1], *([landing] if landing != ring[i] else []), *loop, *ring[i + 1 :]]
+    return [float(v) for point in ring for v in point]
+
+
+def mask_to_rings(mask: npt.NDArray) -> list[Ring]:
+    """Polygon rings that rasterize back (pycocotools) to exactly ``mask``: one ring per part, holes bridged."""
+    return [bridge_holes(outer, holes) for outer, holes in mask_to_polygons(mask)]
 
 
 def polygon_loss(counts: str, rings: Sequence[Ring], height: int, width: int) -> float:

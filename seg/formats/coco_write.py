@@ -10,8 +10,9 @@ Segmentation modes:
 * ``"auto"``: objects read from polygons (a ``geometry`` that still rasterizes to their mask) are written as those
   rings, unchanged; every other mask as compressed RLE.
 * ``"rle"``: every mask as compressed RLE.
-* ``"polygon"``: every mask as polygons (the outer rings of its traced parts); masks with holes lose them, and the
-  report lists the IoU of every object where that happens.
+* ``"polygon"``: every mask as polygons: one ring per part, with its holes joined by zero-width bridges
+  (:func:`~seg.dataset.polygons.mask_to_rings`), which pycocotools rasterizes back to the mask exactly. The IoU of
+  every written polygon is still checked, and the report lists any object below 1.
 
 Box-only objects get their ``bbox``, ``"segmentation": []`` and the box area. Empty masks are always written as RLE
 (an empty polygon list would read back as a box-only object).
@@ -29,7 +30,7 @@ from typing import Any, Literal
 from seg import __version__
 from seg.dataset import rle as coco_rle
 from seg.dataset.core import Category, Dataset
-from seg.dataset.polygons import mask_to_polygons, outer_rings, polygon_loss
+from seg.dataset.polygons import mask_to_rings, polygon_loss
 from seg.formats.coco_read import IMAGE_KEYS, TEXT_COLUMNS, Progress
 from seg.formats.coco_segmentation import rle_object, same_mask
 
@@ -66,7 +67,7 @@ def _segmentation(row: dict, mode: Mode, geometry: Any) -> tuple[Any, float | No
         logger.info("object %s: geometry no longer matches its mask; writing the mask", row["source_id"])
     if mode != "polygon" or row["area"] == 0:
         return rle_object(counts, height, width), None
-    traced = outer_rings(mask_to_polygons(coco_rle.decode(counts, height, width)))
+    traced = mask_to_rings(coco_rle.decode(counts, height, width))
     iou = polygon_loss(counts, traced, height, width)
     return traced, (iou if iou < 1.0 else None)
 

@@ -53,3 +53,22 @@ def test_hierarchy_keeps_holes_and_every_part():
     counts = rle.encode(mask)
     loss = polygons.polygon_loss(counts, polygons.outer_rings(parts), 12, 20)
     assert loss == pytest.approx(mask.sum() / (mask.sum() + 9))
+
+
+@given(masks(max_side=40))
+def test_bridged_rings_hold_any_mask_exactly_holes_included(mask):
+    h, w = mask.shape
+    rings = polygons.mask_to_rings(mask)
+    rebuilt = polygons.polygons_to_rle(rings, h, w) if rings else rle.encode(np.zeros_like(mask))
+    assert np.array_equal(rle.decode(rebuilt, h, w), mask)
+    assert all(len(ring) >= 6 for ring in rings)
+
+
+def test_nested_island_in_a_hole():
+    mask = np.zeros((9, 9), np.uint8)
+    mask[1:8, 1:8] = 1
+    mask[2:7, 2:7] = 0
+    mask[4, 4] = 1
+    rings = polygons.mask_to_rings(mask)
+    assert len(rings) == 2
+    assert np.array_equal(rle.decode(polygons.polygons_to_rle(rings, 9, 9), 9, 9), mask)

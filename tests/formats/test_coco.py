@@ -356,7 +356,7 @@ def test_box_only_objects_stay_box_only(tmp_path: Path):
     assert written["annotations"][0]["segmentation"] == [] and written["annotations"][0]["area"] == 12.0
 
 
-def test_auto_writes_holes_as_rle_and_polygon_mode_reports_the_loss(tmp_path: Path):
+def test_auto_writes_holes_as_rle_and_polygon_mode_keeps_them_in_bridged_rings(tmp_path: Path):
     ring = mask_of((12, 12), (2, 2, 10, 10))
     ring[4:8, 4:8] = 0  # a hole
     solid = mask_of((12, 12), (1, 1, 3, 5), (6, 7, 11, 11))
@@ -381,12 +381,16 @@ def test_auto_writes_holes_as_rle_and_polygon_mode_reports_the_loss(tmp_path: Pa
     assert all(isinstance(a["segmentation"], dict) for a in written["annotations"])
 
     back, report, written = round_trip(ds, tmp_path, segmentation="polygon")
-    expected_iou = (ring.sum()) / (ring.sum() + 16)
-    assert report["polygon_loss"] == [{"image_id": "1", "source_id": "1", "iou": pytest.approx(expected_iou)}]
+    assert report["polygon_loss"] == []
     segs = [a["segmentation"] for a in written["annotations"]]
-    assert isinstance(segs[0], list) and isinstance(segs[1], list) and len(segs[1]) == 2
+    assert isinstance(segs[0], list) and len(segs[0]) == 1  # one ring, the hole bridged into it
+    assert isinstance(segs[1], list) and len(segs[1]) == 2
     assert isinstance(segs[2], dict)  # an empty mask cannot be a polygon
-    assert np.array_equal(back.object_mask(0), mask_of((12, 12), (2, 2, 10, 10)))  # the hole is gone
+    assert np.array_equal(back.object_mask(0), ring)  # the hole is kept
+    gt = COCO()
+    gt.dataset = written
+    gt.createIndex()
+    assert np.array_equal(gt.annToMask(gt.loadAnns(1)[0]), ring)  # and pycocotools agrees
     assert np.array_equal(back.object_mask(1), solid)  # solid parts come back exactly
     assert_masks_match(back, written)
 
