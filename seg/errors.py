@@ -37,6 +37,11 @@ class SegError(Exception):
         self.actual = actual
         super().__init__(str(self))
 
+    def __reduce__(self):
+        # keep the structured fields when an error crosses a process boundary (worker pools)
+        fields = {"path": self.path, "item_id": self.item_id, "expected": self.expected, "actual": self.actual}
+        return _rebuild, (type(self), self.message, fields)
+
     def __str__(self) -> str:
         parts = []
         if self.path is not None:
@@ -48,6 +53,10 @@ class SegError(Exception):
             text += f" (expected {self.expected}"
             text += f", got {self.actual})" if self.actual is not None else ")"
         return text
+
+
+def _rebuild(cls: type[SegError], message: str, fields: dict) -> SegError:
+    return cls(message, **fields)
 
 
 class FormatError(SegError):

@@ -95,6 +95,7 @@ def load(
     images: str | os.PathLike[str] | None = None,
     annotations: str | os.PathLike[str] | None = None,
     image_size: tuple[int, int] | None = None,
+    workers: int | None = None,
 ) -> Dataset:
     """Read a COCO instances file or a COCO results list.
 
@@ -106,6 +107,7 @@ def load(
         annotations: results lists only: the ground-truth COCO file giving image sizes, file names and categories.
         image_size: results lists only: ``(width, height)`` of every image when neither RLE sizes, ground truth nor
             the image folder give it.
+        workers: instances files: processes that rasterize the annotations (default: one per CPU for large files).
 
     Raises:
         FormatError: malformed JSON, a file that is not COCO instances or results, or (policy ``raise``) a bad item.
@@ -138,7 +140,7 @@ def load(
         root = Path(images) if images is not None else default_root(path, data["images"])
         categories, names = read_categories(data.get("categories", []), ctx)
         image_rows, by_key, dropped = read_images(data["images"], ctx, root)
-        objects = read_annotations(data["annotations"], ctx, by_key, names, dropped, progress)
+        objects = read_annotations(data["annotations"], ctx, by_key, names, dropped, progress, workers)
     else:
         raise FormatError(
             "top level is neither an object nor a list",

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +27,10 @@ from seg.dataset.problems import Problems
 from seg.errors import FormatError, SegError, UnsafePathError
 from seg.formats.coco_segmentation import is_number, read_box, read_segmentation
 from seg.formats.json_text import dumps
+from seg.progress import Counted, Progress
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[Iterable], Iterable] | None
 
 #: Annotation keys seg reads back into the optional object columns of the same name.
 TEXT_COLUMNS = ("annotator", "origin")
@@ -286,6 +290,10 @@ def object_row(ann: dict, item: str, image: dict, category: str, source_id: str,
     return row
 
 
+#: Annotation counts from which :func:`read_annotations` rasterizes in worker processes by default.
+POOL_FROM = 20_000
+
+
 def read_annotations(
     raw: list,
     ctx: Context,
@@ -293,59 +301,134 @@ def read_annotations(
     categories: dict[str, str],
     dropped: set[str] = frozenset(),
     progress: Progress = None,
+    workers: int | None = None,
 ) -> list[dict]:
     """Object rows of a COCO instances ``annotations`` list, in file order.
 
-    Annotations of images in ``dropped`` (already reported) are left out without a second report.
+    Annotations of images in ``dropped`` (already reported) are left out without a second report. The checks of ids
+    and references run first, in this process; the rows (rasterizing every polygon) are then made by ``workers``
+    processes (default: one per CPU from :data:`POOL_FROM` annotations on); problems of both kinds are then handed to
+    the error policy in file order, so the outcome is the same with any number of workers.
     """
-    rows: list[dict] = []
+    plan: list[Callable[[], None] | int] = []  # per annotation: a problem to report, or the index of its job
+    jobs: list[tuple[dict, str, dict, str, str]] = []
     seen: set[str] = set()
-    keypoints = orphans = 0
-    for index, ann in enumerate(progress(raw) if progress else raw):
+    orphans = 0
+    for index, ann in enumerate(raw):
         item = (
             f"annotation {ann.get('id')}" if isinstance(ann, dict) and "id" in ann else f"annotation at index {index}"
         )
-        if not isinstance(ann, dict):
-            ctx.problem("annotation is not an object", item, actual=type(ann).__name__)
-            continue
-        missing = [k for k in ("id", "image_id", "category_id") if k not in ann]
-        if missing:
-            ctx.problem(
-                f"annotation lacks {', '.join(repr(k) for k in missing)}", item, expected="id, image_id and category_id"
-            )
-            continue
-        if not is_id(ann["id"]):
-            ctx.problem("annotation id is not an integer or string", item, actual=ann["id"])
-            continue
-        if str(ann["id"]) in seen:
-            ctx.problem("duplicate annotation id", item, expected="unique annotation ids")
+        report = _check_annotation(ann, item, ctx, seen, images, categories)
+        if report is not None:
+            plan.append(report)
             continue
         seen.add(str(ann["id"]))
         if str(ann["image_id"]) in dropped:
             orphans += 1
             continue
         image = images.get(str(ann["image_id"]))
-        if image is None:
-            ctx.problem(f"annotation refers to unknown image {ann['image_id']!r}", item, expected="an id from 'images'")
-            continue
         category = categories.get(str(ann["category_id"]))
+        if image is None:
+            plan.append(
+                partial(
+                    ctx.problem,
+                    f"annotation refers to unknown image {ann['image_id']!r}",
+                    item,
+                    expected="an id from 'images'",
+                )
+            )
+            continue
         if category is None:
-            ctx.problem(
-                f"annotation refers to unknown category {ann['category_id']!r}",
-                item,
-                expected="an id from 'categories'",
+            plan.append(
+                partial(
+                    ctx.problem,
+                    f"annotation refers to unknown category {ann['category_id']!r}",
+                    item,
+                    expected="an id from 'categories'",
+                )
             )
             continue
         source_id = ann["seg_source_id"] if isinstance(ann.get("seg_source_id"), str) else str(ann["id"])
-        row = object_row(ann, item, image, category, source_id, ctx)
-        if row is not None:
-            rows.append(row)
-            keypoints += "keypoints" in ann
+        plan.append(len(jobs))
+        jobs.append((ann, item, image, category, source_id))
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(jobs) >= POOL_FROM else 1
+    made = _object_rows(jobs, ctx.path, workers)
+    outcomes = list(progress(Counted(made, len(jobs))) if progress else made)
+    rows: list[dict] = []
+    keypoints = 0
+    for step in plan:
+        if not isinstance(step, int):
+            step()
+            continue
+        outcome = outcomes[step]
+        if isinstance(outcome, SegError):
+            ctx.problems.handle(outcome)
+            continue
+        rows.append(outcome)
+        keypoints += "keypoints" in jobs[step][0]
     if orphans:
         logger.warning("%s: left out %d annotations of skipped images", ctx.path, orphans)
     if keypoints:
         logger.info("%s: %d annotations carry keypoints; seg keeps their masks and boxes only", ctx.path, keypoints)
     return rows
+
+
+def _check_annotation(
+    ann: Any, item: str, ctx: Context, seen: set[str], images: dict, categories: dict
+) -> Callable[[], None] | None:
+    """The problem report of an annotation whose keys or id are unusable, else None."""
+    if not isinstance(ann, dict):
+        return partial(ctx.problem, "annotation is not an object", item, actual=type(ann).__name__)
+    missing = [k for k in ("id", "image_id", "category_id") if k not in ann]
+    if missing:
+        return partial(
+            ctx.problem,
+            f"annotation lacks {', '.join(repr(k) for k in missing)}",
+            item,
+            expected="id, image_id and category_id",
+        )
+    if not is_id(ann["id"]):
+        return partial(ctx.problem, "annotation id is not an integer or string", item, actual=ann["id"])
+    if str(ann["id"]) in seen:
+        return partial(ctx.problem, "duplicate annotation id", item, expected="unique annotation ids")
+    return None
+
+
+def _rows_of(path: Path, jobs: list[tuple[dict, str, dict, str, str]]) -> list[dict | SegError]:
+    """Rows of a batch of annotations; a problem comes back as its error, in place of the row."""
+    ctx = Context(path, Problems("skip"))
+    out: list[dict | SegError] = []
+    for ann, item, image, category, source_id in jobs:
+        row = object_row(ann, item, image, category, source_id, ctx)
+        out.append(row if row is not None else ctx.problems.skipped.pop())
+    return out
+
+
+#: The jobs of the pool being run: forked workers read their slice from here instead of receiving a pickled copy.
+_shared_jobs: list = []
+
+
+def _rows_of_slice(path: Path, start: int, stop: int) -> list[dict | SegError]:
+    return _rows_of(path, _shared_jobs[start:stop])
+
+
+def _object_rows(jobs: list, path: Path, workers: int) -> Iterator[dict | SegError]:
+    """Rows (or errors) of every job, in order, made in ``workers`` forked processes."""
+    size = 2_000
+    starts = list(range(0, len(jobs), size))
+    if workers <= 1 or len(starts) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for start in starts:
+            yield from _rows_of(path, jobs[start : start + size])
+        return
+    _shared_jobs[:] = jobs
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            stops = [start + size for start in starts]
+            for result in pool.map(_rows_of_slice, [path] * len(starts), starts, stops):
+                yield from result
+    finally:
+        _shared_jobs.clear()
 
 
 def default_root(path: Path, raw_images: list) -> Path:

@@ -32,7 +32,6 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
@@ -46,10 +45,10 @@ from seg.dataset.paths import inside, normalize_file_name
 from seg.dataset.problems import Problems
 from seg.errors import FormatError, ImageError, SegError
 from seg.formats.kaggle_write import save
+from seg.progress import Progress
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[Iterable], Iterable] | None
 
 #: Columns with a meaning, by lower-case name.
 KNOWN_COLUMNS = ("imageid", "encodedpixels", "height", "width", "classid")

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
 from typing import Literal
 
 import numpy as np
@@ -16,10 +15,10 @@ import pandas as pd
 from seg.dataset.core import Dataset
 from seg.dataset.mask_paint import parse_runs
 from seg.outputs import atomic_file, check_writable
+from seg.progress import Progress
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[Iterable], Iterable] | None
 Style = Literal["auto", "airbus", "imaterialist"]
 
 #: Extra columns written back (from ``attributes``) in the iMaterialist layout.

@@ -6,7 +6,7 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -19,10 +19,10 @@ from seg.dataset.core import Category, Dataset
 from seg.dataset.images import IMAGE_SUFFIXES, image_size, read_image
 from seg.dataset.problems import Problems
 from seg.errors import FormatError, ImageError, SegError
+from seg.progress import Progress
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[Iterable], Iterable] | None
 T = TypeVar("T")
 
 #: Class-map files, in the order they are looked for.

@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import re
 import shutil
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -31,13 +31,13 @@ from seg.dataset.problems import Problems
 from seg.errors import FormatError, ImageError, SegError, ValidationError
 from seg.formats.masks_png import encode_label_runs
 from seg.outputs import atomic_dir, check_writable
+from seg.progress import Counted, Progress
 
 logger = logging.getLogger(__name__)
 
 Kind = Literal["semantic", "instance"]
 ImageMode = Literal["copy", "link", "none"]
 BoxMode = Literal["skip", "paint"]
-Progress = Callable[[Iterable], Iterable] | None
 
 #: Folder names a ``split`` column may use.
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -359,7 +359,7 @@ def _run(
         results: Generator[Outcome] = (r for chunk in chunks for r in write_chunk(str(root), images, chunk))
     else:
         results = _pooled(chunks, str(root), images, workers)
-    wrapped = _Counted(results, count)
+    wrapped = Counted(results, count)
     try:
         yield from (progress(wrapped) if progress is not None else wrapped)
     finally:
@@ -396,19 +396,6 @@ def _pooled(chunks: Iterator[list[_Task]], root: str, images: ImageMode, workers
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-
-
-class _Counted:
-    """An iterable with a length, so that a progress bar knows the total."""
-
-    def __init__(self, items: Iterable, count: int) -> None:
-        self.items, self.count = items, count
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self) -> Iterator:
-        return iter(self.items)
 
 
 def write_chunk(root: str, images: ImageMode, chunk: list[_Task]) -> list[Outcome]:

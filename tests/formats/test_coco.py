@@ -1078,3 +1078,40 @@ def test_image_provenance_keys_survive_the_round_trip(tmp_path):
     written = json.loads((tmp_path / "out.json").read_text())["images"][0]
     assert written["coco_url"] == "http://x/t.jpg" and written["georeference"]["bounds"] == [0.5, 1, 2, 3]
     assert coco.load(tmp_path / "out.json").equals(ds)
+
+
+def test_worker_processes_give_the_same_rows_and_problems_in_file_order(tmp_path: Path):
+    rng = np.random.default_rng(5)
+    anns = []
+    for i in range(1, 4501):
+        x, y = rng.uniform(0, 20, 2)
+        ring = [x, y, x + 9, y, x + 4, y + 7]
+        anns.append(
+            {
+                "id": i,
+                "image_id": 1,
+                "category_id": 1,
+                "segmentation": [ring],
+                "bbox": [0, 0, 1, 1],
+                "area": 1,
+                "iscrowd": 0,
+            }
+        )
+    anns[10]["segmentation"] = [[0, 0, 1, 1]]  # too few points: a problem found in a worker
+    anns[3000]["image_id"] = 999  # unknown image: a problem found before the workers
+    anns[4000]["segmentation"] = [[0, 0, 1, 1]]
+    doc = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 32, "height": 32}],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "a"}],
+    }
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(doc))
+    serial, pooled = Problems("skip"), Problems("skip")
+    one = coco.load(path, problems=serial, workers=1)
+    two = coco.load(path, problems=pooled, workers=2)
+    assert two.equals(one) and len(one.objects) == 4497
+    assert [str(e) for e in pooled.skipped] == [str(e) for e in serial.skipped]
+    assert [e.item_id for e in serial.skipped] == ["annotation 11", "annotation 3001", "annotation 4001"]
+    with pytest.raises(FormatError, match="annotation 11"):
+        coco.load(path, workers=2)
