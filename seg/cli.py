@@ -11,24 +11,13 @@ import click
 
 from seg import __version__
 from seg import cli_options as opt
-from seg.errors import OptionError, SegError
+from seg.cli_annotate import annotate, pull_dataset
+from seg.formats import FORMATS
 
 logger = logging.getLogger("seg")
 
 
-class SegGroup(click.Group):
-    """Turns SegError into a one-line message and exit code 1 (2 for options a format does not take, like click's
-    own usage errors)."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except SegError as e:
-            click.echo(f"seg: error: {e}", err=True)
-            ctx.exit(2 if isinstance(e, OptionError) else 1)
-
-
-@click.group(cls=SegGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=opt.SegGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="seg")
 @click.option("-v", "--verbose", count=True, help="More messages (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
@@ -63,7 +52,7 @@ def _report_skipped(problems, out: Path) -> None:
 
 
 #: convert's options that go to the reader; the others go to the writer.
-READ_OPTIONS = ("images", "annotations", "image_size", "class_name")
+READ_OPTIONS = ("images", "annotations", "image_size", "class_name", "class_attribute")
 
 
 @cli.command()
@@ -87,6 +76,7 @@ READ_OPTIONS = ("images", "annotations", "image_size", "class_name")
 @click.option("--workers", type=click.IntRange(1), help="Masks output: processes (default: one per CPU).")
 @click.option("--boxes", type=click.Choice(["skip", "paint"]), help="Masks/Kaggle output: box-only objects.")
 @click.option("--class-name", help="Kaggle input without ClassId: the class of every object (default 'object').")
+@click.option("--class-attribute", help="VIA input: the region attribute holding the class (default: found).")
 @opt.on_error
 @opt.overwrite
 def convert(source, out, to_format, from_format, classes, rename, on_error, overwrite, **options):
@@ -114,8 +104,9 @@ def convert(source, out, to_format, from_format, classes, rename, on_error, over
 
 
 @cli.command("export-coco")
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source", type=click.Path(exists=True), required=False)
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, help="COCO JSON to write.")
+@click.option("--project", help="A Label Studio project (title or id) as the source, instead of SOURCE.")
 @opt.source_format
 @opt.images_dir
 @opt.image_size
@@ -128,22 +119,33 @@ def convert(source, out, to_format, from_format, classes, rename, on_error, over
 )
 @opt.on_error
 @opt.overwrite
-def export_coco(source, out, from_format, images, image_size, segmentation, on_error, overwrite):
-    """Export any annotation source to COCO, with the Dataset folder beside it.
+@opt.server_options
+def export_coco(
+    source, out, project, from_format, images, image_size, segmentation, on_error, overwrite, url, api_key, timeout
+):
+    """Export any annotation source, or a Label Studio project, to COCO with the Dataset folder beside it.
+
+    Label Studio brush masks keep their holes (written as RLE); every annotator's annotation is kept.
 
     \b
     Example:
       seg export-coco train.csv --images train/ -o coco.json   # writes coco.json and coco.dataset/
+      seg export-coco --project buildings --images tiles/ -o buildings.json
     """
     from seg.dataset.store import save_dataset
     from seg.formats import write
     from seg.outputs import check_writable
 
+    if (source is None) == (project is None):
+        raise click.UsageError("give either SOURCE or --project")
     out = Path(out)
     dataset_dir = out.with_suffix(".dataset")
     check_writable(out, overwrite)
     check_writable(dataset_dir, overwrite)
-    dataset, problems = _read(source, from_format, on_error, images=images, image_size=image_size)
+    if project is not None:
+        dataset, problems = pull_dataset(project, "annotations", url, api_key, timeout, on_error, images)
+    else:
+        dataset, problems = _read(source, from_format, on_error, images=images, image_size=image_size)
     report = write(dataset, out, "coco", overwrite=overwrite, segmentation=segmentation)
     save_dataset(dataset, dataset_dir, overwrite=overwrite)
     report["dataset"] = str(dataset_dir)
@@ -177,7 +179,7 @@ def info(source, from_format, images, image_size, as_json):
 @click.option(
     "--to",
     "to_format",
-    type=click.Choice(["parquet", "coco", "kaggle", "masks"]),
+    type=click.Choice(list(FORMATS)),
     default="parquet",
     show_default=True,
     help="Output format.",
@@ -240,6 +242,9 @@ def demo(out, overwrite):
 
     report = run_demo(Path(out), overwrite=overwrite, progress=opt.progress_bar("demo"))
     click.echo(json.dumps(report, indent=2, default=str))
+
+
+cli.add_command(annotate)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 import click
 
+from seg.errors import OptionError, SegError
 from seg.formats import FORMATS
 
 
@@ -78,3 +79,39 @@ rename = click.option(
     "--rename", multiple=True, callback=parse_rename, metavar="OLD=NEW", help="Rename a category (repeatable)."
 )
 classes = click.option("--classes", callback=parse_classes, help="Keep only these categories, comma-separated.")
+
+
+DEFAULT_URL = "http://127.0.0.1:8080"  # seg.annotate.client.DEFAULT_URL, kept here so --help imports nothing heavy
+
+
+class SegGroup(click.Group):
+    """Turns SegError into a one-line message and exit code 1 (2 for options a format does not take, like click's
+    own usage errors)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SegError as e:
+            click.echo(f"seg: error: {e}", err=True)
+            ctx.exit(2 if isinstance(e, OptionError) else 1)
+
+
+def server_options(command):
+    """--url, --api-key and --timeout, read from LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY when not given."""
+    command = click.option(
+        "--timeout", type=click.FloatRange(min=1), default=30, show_default=True, help="Seconds to wait for an answer."
+    )(command)
+    command = click.option(
+        "--api-key",
+        envvar="LABEL_STUDIO_API_KEY",
+        show_envvar=True,
+        help="Label Studio access token (Account & Settings). Prefer the environment variable: options show in ps.",
+    )(command)
+    return click.option(
+        "--url",
+        envvar="LABEL_STUDIO_URL",
+        show_envvar=True,
+        default=DEFAULT_URL,
+        show_default=True,
+        help="Label Studio server.",
+    )(command)

@@ -36,6 +36,9 @@ class FormatInfo:
 FORMATS: dict[str, FormatInfo] = {
     "parquet": FormatInfo("parquet", "seg.formats.parquet", "seg's Dataset folder (images/objects parquet)"),
     "coco": FormatInfo("coco", "seg.formats.coco", "COCO instances JSON or COCO results list"),
+    "via": FormatInfo("via", "seg.formats.via", "VGG Image Annotator project or export (1.x, 2.x, 3.x JSON; CSV)"),
+    "labelstudio": FormatInfo("labelstudio", "seg.formats.labelstudio", "Label Studio JSON export (tasks)"),
+    "labelme": FormatInfo("labelme", "seg.formats.labelme", "Labelme JSON, one file per image (or a folder)"),
     "kaggle": FormatInfo("kaggle", "seg.formats.kaggle", "Kaggle CSV with EncodedPixels"),
     "masks": FormatInfo("masks", "seg.formats.masks", "folders of PNG class-index masks beside images"),
 }
