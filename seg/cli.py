@@ -231,7 +231,15 @@ def _default_names(sources: tuple[str, ...]) -> list[str]:
     help="Folder for the sample and every output.",
 )
 @opt.overwrite
-def demo(out, overwrite):
+@click.option(
+    "--label-studio",
+    "use_label_studio",
+    is_flag=True,
+    envvar="SEG_DEMO_LABEL_STUDIO",
+    help="Also push the sample to the Label Studio server of --url/--api-key and pull it back.",
+)
+@opt.server_options
+def demo(out, overwrite, use_label_studio, url, api_key, timeout):
     """Run the whole flow on the embedded sample and say where everything went.
 
     \b
@@ -240,7 +248,8 @@ def demo(out, overwrite):
     """
     from seg.demo import run_demo
 
-    report = run_demo(Path(out), overwrite=overwrite, progress=opt.progress_bar("demo"))
+    server = (url, api_key) if use_label_studio or api_key else None
+    report = run_demo(Path(out), overwrite=overwrite, progress=opt.progress_bar("demo"), label_studio=server)
     click.echo(json.dumps(report, indent=2, default=str))
 
 

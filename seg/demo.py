@@ -1,7 +1,9 @@
 """``seg demo``: the flow on the embedded sample, from annotation files to training-ready outputs.
 
-Steps: build the sample (:func:`seg.sample.build_sample`), read its COCO file into a Dataset, save the Dataset folder,
-export class-index mask PNGs with a train/val split, and write COCO and Kaggle CSV files of the same objects.
+Steps: build the sample (:func:`seg.sample.build_sample`), read its COCO file into a Dataset, read its VIA project and
+Label Studio export and check that they hold the same objects, save the Dataset folder, export class-index mask PNGs
+with a train/val split, and write COCO and Kaggle CSV files of the same objects. With a Label Studio server configured,
+push the sample's images with the COCO objects as pre-annotations and pull them back.
 
 Layout of ``out``::
 
@@ -19,12 +21,15 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from seg.dataset.core import Dataset
 from seg.errors import OutputExistsError
 
 logger = logging.getLogger(__name__)
 
 #: The demo's outputs, relative to its folder.
 OUTPUTS = {"sample": "sample", "dataset": "dataset", "masks": "masks", "coco": "coco.json", "kaggle": "kaggle.csv"}
+#: The Label Studio project the demo pushes the sample to.
+DEMO_PROJECT = "seg demo sample"
 #: Share of images in the validation split of the mask export, and its seed.
 VAL_SPLIT, SPLIT_SEED = 0.2, 0
 
@@ -34,6 +39,7 @@ def run_demo(
     *,
     overwrite: bool = False,
     progress: Callable[[Iterable], Iterable] | None = None,
+    label_studio: tuple[str, str] | None = None,
 ) -> dict:
     """Run the whole flow on the embedded sample and say where everything went.
 
@@ -41,6 +47,7 @@ def run_demo(
         out: the demo's folder (created; other files in it are left alone).
         overwrite: rebuild and replace earlier demo outputs in ``out``.
         progress: wraps long loops (e.g. tqdm); None shows nothing.
+        label_studio: ``(url, api_key)`` of a Label Studio server to push the sample to and pull it back from.
 
     Returns:
         Paths of everything written (``sample``, ``cache``, ``annotations`` (coco, via, labelstudio),
@@ -70,6 +77,12 @@ def run_demo(
     info = build_sample(paths["sample"], overwrite=overwrite)
     dataset = seg.read(info.coco, "coco", images=info.images.resolve(), progress=progress)
     logger.info("read %s", dataset)
+    tools = {
+        "via": agreement(dataset, seg.read(info.via, "via", images=info.images.resolve())),
+        "labelstudio": agreement(dataset, seg.read(info.labelstudio, "labelstudio", images=info.root.resolve())),
+    }
+    if label_studio is not None:
+        tools["label_studio_server"] = round_trip_label_studio(dataset, info.images.resolve(), *label_studio)
     save_dataset(dataset, paths["dataset"], overwrite=overwrite)
     reports = {
         "masks": seg.write(
@@ -93,5 +106,31 @@ def run_demo(
         "images": len(dataset.images),
         "objects": {name: int((dataset.objects["category"] == name).sum()) for name in dataset.category_names},
         "planted_errors": planted,
+        "annotation_tools": tools,
         "reports": reports,
     }
+
+
+def agreement(reference: Dataset, other: Dataset) -> dict:
+    """How many of ``other``'s objects have an object of the same class and the same mask on the same image file in
+    ``reference`` (matched by image path and mask, so any format's ids and folder layout will do)."""
+
+    def keyed(dataset: Dataset) -> list[tuple]:
+        files = dict(zip(dataset.images["image_id"], dataset.image_paths(), strict=True))
+        return [(files[r.image_id], r.category, r.rle) for r in dataset.objects.itertuples()]
+
+    masks = set(keyed(reference))
+    same = sum(key in masks for key in keyed(other))
+    return {"objects": len(other.objects), "same_as_coco": same, "differ": len(other.objects) - same}
+
+
+def round_trip_label_studio(dataset: Dataset, images: Path, url: str, api_key: str) -> dict:
+    """Push the sample's images with ``dataset`` as pre-annotations, pull the predictions back, and compare."""
+    from seg.annotate.client import connect
+    from seg.annotate.pull import pull
+    from seg.annotate.push import push
+
+    with connect(url, api_key) as client:
+        pushed = push(client, images, project=DEMO_PROJECT, classes=dataset.category_names, predictions=dataset)
+        pulled = pull(client, DEMO_PROJECT, which="predictions", image_root=images)
+    return {"project": DEMO_PROJECT, "url": url, "pushed": pushed, "pulled_objects": len(pulled.objects)}

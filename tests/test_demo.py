@@ -127,3 +127,10 @@ def test_one_existing_output_is_enough_to_refuse_before_writing(tmp_path: Path) 
         run_demo(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kaggle.csv"]
     assert (tmp_path / "kaggle.csv").read_text() == "mine"
+
+
+def test_demo_reads_the_via_and_label_studio_files_of_the_same_objects(tmp_path):
+    tools = run_demo(tmp_path / "demo")["annotation_tools"]
+    for name in ("via", "labelstudio"):
+        # all but the courtyard building, whose hole a VIA or Label Studio polygon in the sample does not hold
+        assert tools[name]["objects"] == 666 and tools[name]["differ"] == 1, tools[name]
