@@ -168,7 +168,8 @@ def _declare(values: dict[str, list]) -> dict:
     return declared
 
 
-def _settings(class_attribute: str, name: str) -> dict:
+def project_settings(class_attribute: str, name: str) -> dict:
+    """The ``_via_settings`` of a VIA 2 project that labels and colours regions by ``class_attribute``."""
     return {
         "ui": {
             "annotation_editor_height": 25,
@@ -277,7 +278,7 @@ def document(
     }
     region_values.pop(class_attribute, None)
     doc = {
-        "_via_settings": _settings(class_attribute, name),
+        "_via_settings": project_settings(class_attribute, name),
         "_via_img_metadata": metadata,
         "_via_attributes": {
             "region": {class_attribute: class_spec, **_declare(region_values)},

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from seg.dataset import rle as coco_rle
+from seg.formats.via_write import project_settings
 from seg.sample.clip import rings_rle
 from seg.sample.planted import Region
 from seg.sample.tiles import TILE_SIZE, Tile, tile_bounds
@@ -126,30 +127,8 @@ def via_project(images: Sequence[ImageRecord], regions: Sequence[Sequence[Region
             ],
             "file_attributes": {},
         }
-    settings = {
-        "ui": {
-            "annotation_editor_height": 25,
-            "annotation_editor_fontsize": 0.8,
-            "leftsidebar_width": 18,
-            "image_grid": {
-                "img_height": 80,
-                "rshape_fill": "none",
-                "rshape_fill_opacity": 0.3,
-                "rshape_stroke": "yellow",
-                "rshape_stroke_width": 2,
-                "show_region_shape": True,
-                "show_image_policy": "all",
-            },
-            "image": {
-                "region_label": "class",
-                "region_color": "class",
-                "region_label_font": "10px Sans",
-                "on_image_annotation_editor_placement": "NEAR_REGION",
-            },
-        },
-        "core": {"buffer_size": 18, "filepath": {}, "default_filepath": ""},
-        "project": {"name": name},
-    }
+    settings = project_settings("class", name)
+
     attributes = {
         "region": {
             "class": {

@@ -311,3 +311,31 @@ def test_no_server_is_a_clear_error():
     with pytest.raises(UnreachableError) as info:
         connect(url, "0" * 40, retries=1, backoff=0.01)
     assert str(info.value) == f"cannot reach Label Studio at {url}: is it running?"
+
+
+def test_a_server_stopped_mid_session_is_a_clear_error(label_studio_template, tmp_path):
+    import shutil
+
+    from tests.annotate.conftest import start_server
+
+    data = tmp_path / "data"
+    shutil.copytree(label_studio_template, data, ignore=shutil.ignore_patterns(".ready"))
+    server = start_server(data, tmp_path / "docroot", fresh=False)
+    folder = server.document_root / "stopped"
+    make_images(folder, ["a.png"], seed=9)
+    try:
+        client = connect(server.url, server.api_key, retries=1, backoff=0.01)
+        push(client, folder, project="stopped", classes=["building"])
+    finally:
+        server.stop()
+    with pytest.raises(UnreachableError) as info:
+        pull(client, "stopped")
+    assert str(info.value) == f"cannot reach Label Studio at {server.url}: is it running?"
+    assert server.api_key not in str(info.value)
+    out = tmp_path / "pulled"
+    result = CliRunner().invoke(
+        cli,
+        ["annotate", "pull", "--project", "stopped", "-o", str(out)],
+        env={"LABEL_STUDIO_URL": server.url, "LABEL_STUDIO_API_KEY": server.api_key},
+    )
+    assert result.exit_code == 1 and "is it running?" in result.stderr and not out.exists()
