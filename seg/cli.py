@@ -24,8 +24,9 @@ logger = logging.getLogger("seg")
 def cli(verbose: int, quiet: bool) -> None:
     """seg: image-segmentation datasets from raw pixels to a trained model.
 
-    Convert any annotation format into one table of RLE masks and back out (COCO, Kaggle CSV, PNG mask folders,
-    seg's parquet Dataset), inspect and merge datasets, and run the whole flow on an embedded sample with `seg demo`.
+    Convert any annotation format into one table of RLE masks and back out (COCO, VIA, Label Studio, Labelme, Kaggle
+    CSV, PNG mask folders, seg's parquet Dataset), keep a Label Studio project in sync (`seg annotate`), inspect and
+    merge datasets, and run the whole flow on an embedded sample with `seg demo`.
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
