@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from seg.collector.tiles import TILE_SIZE, Tile, tile_bounds
 from seg.dataset import rle as coco_rle
 from seg.formats.via_write import project_settings
 from seg.sample.clip import rings_rle
 from seg.sample.planted import Region
-from seg.sample.tiles import TILE_SIZE, Tile, tile_bounds
 
 #: Class names with their COCO ids, in class-index order.
 CATEGORIES = (("building", 1), ("road", 2))

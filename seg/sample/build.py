@@ -29,21 +29,14 @@ from pathlib import Path
 
 from PIL import Image
 
+from seg.collector.tiles import Tile, meters_to_lnglat, tile_bounds, tile_lnglat_bounds
 from seg.outputs import atomic_dir, check_writable
 from seg.sample import annotation_files as ann
 from seg.sample.clip import tile_pieces
 from seg.sample.planted import annotate
 from seg.sample.render import cut_tiles, render_mosaic
 from seg.sample.scene import GRID, LAT, LON, Scene, build_scene, pixel_rings
-from seg.sample.tiles import (
-    Tile,
-    meters_to_lnglat,
-    native_cache_path,
-    tile_bounds,
-    tile_lnglat_bounds,
-    write_missing_marker,
-    write_native_tile,
-)
+from seg.sample.tiles import native_cache_path, write_missing_marker, write_native_tile
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from seg.collector.tiles import TILE_SIZE
 from seg.dataset import rle as coco_rle
 from seg.dataset.polygons import polygons_to_rle
 from seg.sample.scene import Footprint, Scene, pixel_rings
-from seg.sample.tiles import TILE_SIZE
 
 #: Pieces smaller than this (pixels) are slivers no annotator would draw; they are left out.
 MIN_AREA = 6

@@ -14,10 +14,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
 
+from seg.collector.tiles import TILE_SIZE, meters_to_lnglat, meters_to_pixels, pixels_to_meters, resolution
 from seg.dataset import rle as coco_rle
 from seg.dataset.polygons import polygons_to_rle
 from seg.sample.scene import ROOF_COLOURS, SEED, Footprint, Scene, pixel_rings
-from seg.sample.tiles import TILE_SIZE, meters_to_lnglat, meters_to_pixels, pixels_to_meters, resolution
 
 SAND = np.array([206.0, 184.0, 146.0], np.float32)
 DRY_GRASS = np.array([152.0, 150.0, 104.0], np.float32)

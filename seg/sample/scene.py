@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seg.sample.tiles import TILE_SIZE, Tile, meters_to_pixels, pixels_to_meters, resolution, tile_at
+from seg.collector.tiles import TILE_SIZE, Tile, meters_to_pixels, pixels_to_meters, resolution, tile_at
 
 #: Where the sample lies (Dakar, Senegal), its zoom and how many tiles it spans on each side.
 LON, LAT, ZOOM, GRID = -17.45, 14.69, 18, 6

@@ -16,21 +16,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from seg.collector.tiles import Tile, lnglat_to_meters, meters_to_lnglat, meters_to_pixels, tile_at, tile_bounds
 from seg.dataset import rle as coco_rle
 from seg.dataset.polygons import mask_to_polygons, polygons_to_rle
 from seg.errors import OutputExistsError
 from seg.sample import SampleInfo, build_sample
 from seg.sample.clip import clip_ring
 from seg.sample.scene import GRID, LAT, LON, ZOOM
-from seg.sample.tiles import (
-    Tile,
-    lnglat_to_meters,
-    meters_to_lnglat,
-    meters_to_pixels,
-    native_cache_path,
-    tile_at,
-    tile_bounds,
-)
+from seg.sample.tiles import native_cache_path
 
 SIZE = 256
 KINDS = {"shifted", "missing", "self_intersecting", "wrong_class", "duplicate"}
