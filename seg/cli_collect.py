@@ -1,0 +1,105 @@
+"""``seg collect``: turn imagery collected elsewhere (SAS.Planet tile caches) into georeferenced image chips."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+
+from seg import cli_options as opt
+
+
+def parse_bbox(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[float, float, float, float] | None:
+    """``W,S,E,N`` in degrees -> a tuple; anything else is a usage error."""
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    try:
+        box = tuple(float(p) for p in parts)
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise click.BadParameter(f"expected W,S,E,N in degrees like 30.1,59.8,30.6,60.1, got {value!r}", ctx, param)
+    west, south, east, north = box
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise click.BadParameter(
+            f"expected -180 <= W < E <= 180 and -90 <= S < N <= 90, got {value!r}", ctx=ctx, param=param
+        )
+    return west, south, east, north
+
+
+@click.group("collect", cls=opt.SegGroup)
+def collect() -> None:
+    """Collect imagery: cut tile caches into georeferenced chips ready to annotate.
+
+    \b
+    Example:
+      seg collect sasplanet SAS.Planet/cache --map sat --zoom 17 --bbox 30.30,59.93,30.34,59.95 --out chips/
+    """
+
+
+@collect.command()
+@click.argument("cache", type=click.Path(exists=True))
+@click.option("--map", "map_name", required=True, help="Map (folder or .mbtiles name) inside the cache.")
+@click.option(
+    "--zoom",
+    type=click.IntRange(0, 30),
+    required=True,
+    help="Slippy-map zoom, 0-based: SAS.Planet's folder z18 is --zoom 17.",
+)
+@click.option("--bbox", callback=parse_bbox, help="W,S,E,N in degrees (default: every tile the map has at --zoom).")
+@click.option("--chip", type=click.IntRange(min=1), default=512, show_default=True, help="Chip side in pixels.")
+@click.option(
+    "--overlap", type=click.IntRange(min=0), default=0, show_default=True, help="Pixels shared by neighbouring chips."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tif", "png", "jpg"]),
+    default="tif",
+    show_default=True,
+    help="GeoTIFF, or PNG/JPEG with a world file and .prj.",
+)
+@click.option(
+    "--min-coverage",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Skip chips with a smaller fraction of pixels from tiles.",
+)
+@click.option("--out", "-o", type=click.Path(), required=True, help="Output folder (images/ and dataset/).")
+@opt.overwrite
+@click.option("--layout", help="Cache layout instead of detection (sas, googlemv, sqlite, mbtiles, tms, ...).")
+def sasplanet(cache, map_name, zoom, bbox, chip, overlap, fmt, min_coverage, out, overwrite, layout):
+    """Cut one map and zoom of a SAS.Planet tile cache (any layout) into georeferenced chips (EPSG:3857).
+
+    \b
+    Example:
+      seg collect sasplanet SAS.Planet/cache --map sat --zoom 17 --chip 512 --overlap 64 --out chips/
+      seg collect sasplanet tiles.mbtiles --map tiles --zoom 15 --format png --out chips/
+    """
+    from seg.collector.cache import open_cache
+    from seg.collector.chips import make_chips
+
+    if overlap >= chip:
+        raise click.BadParameter(f"must be smaller than --chip ({chip})", param_hint="--overlap")
+    opened = open_cache(cache, layout=layout)
+    report: dict = {}
+    make_chips(
+        opened,
+        map_name,
+        zoom,
+        out,
+        bbox=bbox,
+        chip=chip,
+        overlap=overlap,
+        fmt=fmt,
+        min_coverage=min_coverage,
+        overwrite=overwrite,
+        progress=opt.progress_bar("chipping", "row"),
+        report=report,
+    )
+    click.echo(json.dumps(report))
