@@ -103,3 +103,54 @@ def sasplanet(cache, map_name, zoom, bbox, chip, overlap, fmt, min_coverage, out
         report=report,
     )
     click.echo(json.dumps(report))
+
+
+@collect.command()
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.option("--chip", type=click.IntRange(min=1), default=512, show_default=True, help="Chip side in pixels.")
+@click.option(
+    "--overlap", type=click.IntRange(min=0), default=0, show_default=True, help="Pixels shared by neighbouring chips."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tif", "png", "jpg"]),
+    default="tif",
+    show_default=True,
+    help="GeoTIFF, or PNG/JPEG with a world file and .prj.",
+)
+@click.option(
+    "--min-coverage",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Skip chips with a smaller fraction of valid pixels (inside the image, not transparent or nodata).",
+)
+@click.option("--out", "-o", type=click.Path(), required=True, help="Output folder (images/ and dataset/).")
+@opt.overwrite
+def stitched(image, chip, overlap, fmt, min_coverage, out, overwrite):
+    """Cut one georeferenced image (GeoTIFF, or an image with a world file, .aux.xml, .map or .kml) into chips.
+
+    Chips keep the source CRS and the exact transform of their window.
+
+    \b
+    Example:
+      seg collect stitched combined.jpg --chip 512 --overlap 64 --format png -o chips/
+    """
+    from seg.collector.stitched import make_stitched_chips
+
+    if overlap >= chip:
+        raise click.BadParameter(f"must be smaller than --chip ({chip})", param_hint="--overlap")
+    report: dict = {}
+    make_stitched_chips(
+        image,
+        out,
+        chip=chip,
+        overlap=overlap,
+        fmt=fmt,
+        min_coverage=min_coverage,
+        overwrite=overwrite,
+        progress=opt.progress_bar("chipping", "row"),
+        report=report,
+    )
+    click.echo(json.dumps(report))

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from seg.collector.cache import Cache
+from seg.collector.georef_sidecars import world_file_lines
 from seg.collector.tiles import MAX_LATITUDE, TILE_SIZE, Tile, lnglat_to_meters, meters_to_pixels, pixels_to_meters
 from seg.collector.tiles import resolution as pixel_size
 from seg.dataset.core import Dataset
@@ -137,17 +138,11 @@ def _assemble(tiles: _TileRows, px: int, py: int, chip: int) -> tuple[npt.NDArra
     return out, used, covered
 
 
-def world_file_text(left: float, top: float, res: float) -> str:
-    """A world file's six lines for a north-up image whose north-west corner is ``(left, top)``: the origin is the
-    centre of the top-left pixel."""
-    values = (res, 0.0, 0.0, -res, left + res / 2, top - res / 2)
-    return "".join(f"{v!r}\n" for v in values)
-
-
 def _write(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, left: float, top: float, res: float) -> None:
+    from rasterio.transform import Affine
+
     if fmt == "tif":
         import rasterio
-        from rasterio.transform import Affine
 
         profile = {
             "driver": "GTiff",
@@ -168,7 +163,7 @@ def _write(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, left: float, top
         image.save(path, "JPEG", quality=JPEG_QUALITY)
     else:
         image.save(path, "PNG")
-    path.with_suffix(FORMATS[fmt][1]).write_text(world_file_text(left, top, res))
+    path.with_suffix(FORMATS[fmt][1]).write_text(world_file_lines(Affine(res, 0.0, left, 0.0, -res, top)))
     path.with_suffix(".prj").write_text(_wkt())
 
 

@@ -14,6 +14,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -333,3 +334,13 @@ def read_ozi_map(path: Path) -> tuple[int, Transform, list[str]]:
     if residual > 1.0:
         warnings.append(f"{path.name}: calibration points fit an affine only to {residual:.1f} pixels")
     return epsg, transform, warnings
+
+
+def world_file_lines(transform: Any) -> str:
+    """A world file's six lines ``A, D, B, E, C, F`` for a corner-convention affine (rotation terms kept).
+
+    ``C, F`` are the centre of the top-left pixel: ``transform @ (0.5, 0.5)``.
+    """
+    centre_x, centre_y = transform @ (0.5, 0.5)
+    values = (transform.a, transform.d, transform.b, transform.e, centre_x, centre_y)
+    return "".join(f"{v!r}\n" for v in values)

@@ -13,11 +13,13 @@ import rasterio
 from click.testing import CliRunner
 from PIL import Image
 from rasterio.crs import CRS
+from rasterio.transform import Affine
 
 from seg.cli_collect import collect
 from seg.collector import chips
 from seg.collector.cache import open_cache
-from seg.collector.chips import make_chips, world_file_text
+from seg.collector.chips import make_chips
+from seg.collector.georef_sidecars import world_file_lines
 from seg.collector.tiles import Tile
 from seg.dataset.store import load_dataset
 from seg.errors import OptionError, OutputExistsError, SegError
@@ -154,7 +156,14 @@ def test_jpg_chips_have_jgw(cache_root: Path, tmp_path: Path) -> None:
 
 
 def test_world_file_origin_is_pixel_centre() -> None:
-    assert [float(v) for v in world_file_text(100.0, 200.0, 2.0).split()] == [2.0, 0.0, 0.0, -2.0, 101.0, 199.0]
+    assert [float(v) for v in world_file_lines(Affine(2.0, 0.0, 100.0, 0.0, -2.0, 200.0)).split()] == [
+        2.0,
+        0.0,
+        0.0,
+        -2.0,
+        101.0,
+        199.0,
+    ]
 
 
 def test_min_coverage_skips(cache_root: Path, tmp_path: Path) -> None:
