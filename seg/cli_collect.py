@@ -154,3 +154,56 @@ def stitched(image, chip, overlap, fmt, min_coverage, out, overwrite):
         report=report,
     )
     click.echo(json.dumps(report))
+
+
+@collect.command()
+@click.argument("geojson", type=click.Path(exists=True, dir_okay=False))
+@click.argument("chips", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Dataset folder to write.")
+@click.option("--class-property", help="Feature property holding the class (default: every feature is --class).")
+@click.option("--class", "default_class", default="building", show_default=True, help="Class of unlabelled features.")
+@opt.overwrite
+def footprints(geojson, chips, out, class_property, default_class, overwrite):
+    """Rasterize GeoJSON footprints onto chips made by `seg collect`: a Dataset of chips with objects.
+
+    CHIPS is the folder `seg collect sasplanet` wrote (or its dataset/ folder). Footprints keep their holes and are
+    clipped at chip borders; chips without footprints stay as negatives.
+
+    \b
+    Example:
+      seg collect footprints buildings.geojson chips/ -o labelled/
+      seg convert labelled/ --to masks --split 0.2 -o masks/
+    """
+    from pathlib import Path
+
+    from seg.collector.vectors import footprints_to_dataset
+    from seg.dataset.store import is_dataset_dir, load_dataset, save_dataset
+    from seg.outputs import check_writable
+
+    check_writable(out, overwrite)
+    folder = Path(chips) / "dataset" if is_dataset_dir(Path(chips) / "dataset") else Path(chips)
+    labelled = footprints_to_dataset(
+        Path(geojson), load_dataset(folder), class_property=class_property, default_class=default_class
+    )
+    save_dataset(labelled, out, overwrite=overwrite)
+    click.echo(json.dumps({"out": str(out), "chips": len(labelled.images), "objects": len(labelled.objects)}))
+
+
+@collect.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, help="GeoJSON file to write.")
+@opt.overwrite
+def geojson(source, out, overwrite):
+    """Write the objects of georeferenced chips (annotations or predictions) as GeoJSON in longitude/latitude.
+
+    \b
+    Example:
+      seg collect geojson predictions/ -o buildings.geojson
+    """
+    from pathlib import Path
+
+    from seg.collector.vectors import dataset_to_geojson
+    from seg.formats import read
+
+    collection = dataset_to_geojson(read(source), Path(out), overwrite=overwrite)
+    click.echo(json.dumps({"out": str(out), "features": len(collection["features"])}))
