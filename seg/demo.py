@@ -1,6 +1,7 @@
 """``seg demo``: the flow on the embedded sample, from annotation files to training-ready outputs.
 
-Steps: build the sample (:func:`seg.sample.build_sample`), read its COCO file into a Dataset, read its VIA project and
+Steps: build the sample (:func:`seg.sample.build_sample`), cut its SAS.Planet cache into georeferenced chips and put
+its true footprints (GeoJSON) on them, read its COCO file into a Dataset, read its VIA project and
 Label Studio export and check that they hold the same objects, save the Dataset folder, export class-index mask PNGs
 with a train/val split, and write COCO and Kaggle CSV files of the same objects. With a Label Studio server configured,
 push the sample's images with the COCO objects as pre-annotations and pull them back.
@@ -8,6 +9,8 @@ push the sample's images with the COCO objects as pre-annotations and pull them 
 Layout of ``out``::
 
     sample/        the embedded sample (SAS.Planet cache, images, COCO / VIA / Label Studio files, planted errors)
+    chips/         512 x 512 GeoTIFF chips (EPSG:3857) cut from the sample's cache, with their Dataset
+    footprints/    the sample's true footprints rasterized onto those chips (a Dataset folder)
     dataset/       seg's Dataset folder (images.parquet, objects.parquet, categories.json)
     masks/         images + single-channel class-index PNG masks, in train/ and test/ (80/20)
     coco.json      COCO instances written back from the Dataset
@@ -20,14 +23,29 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seg.dataset.core import Dataset
 from seg.errors import OutputExistsError
+from seg.progress import Progress
+
+if TYPE_CHECKING:
+    from seg.sample.build import SampleInfo
 
 logger = logging.getLogger(__name__)
 
 #: The demo's outputs, relative to its folder.
-OUTPUTS = {"sample": "sample", "dataset": "dataset", "masks": "masks", "coco": "coco.json", "kaggle": "kaggle.csv"}
+OUTPUTS = {
+    "sample": "sample",
+    "chips": "chips",
+    "footprints": "footprints",
+    "dataset": "dataset",
+    "masks": "masks",
+    "coco": "coco.json",
+    "kaggle": "kaggle.csv",
+}
+#: Chip size of the demo's chips from the sample's cache (the sample's tiles are 256 x 256).
+CHIP = 512
 #: The Label Studio project the demo pushes the sample to.
 DEMO_PROJECT = "seg demo sample"
 #: Share of images in the validation split of the mask export, and its seed.
@@ -75,6 +93,7 @@ def run_demo(
 
     logger.info("building the sample in %s", paths["sample"])
     info = build_sample(paths["sample"], overwrite=overwrite)
+    chips = from_cache(info, paths["chips"], paths["footprints"], overwrite=overwrite, progress=progress)
     dataset = seg.read(info.coco, "coco", images=info.images.resolve(), progress=progress)
     logger.info("read %s", dataset)
     tools = {
@@ -106,8 +125,39 @@ def run_demo(
         "images": len(dataset.images),
         "objects": {name: int((dataset.objects["category"] == name).sum()) for name in dataset.category_names},
         "planted_errors": planted,
+        "chips": chips,
         "annotation_tools": tools,
         "reports": reports,
+    }
+
+
+def from_cache(
+    info: SampleInfo, chips_dir: Path, labelled_dir: Path, *, overwrite: bool, progress: Progress = None
+) -> dict:
+    """Cut the sample's SAS.Planet cache into georeferenced chips and put its true footprints on them."""
+    from seg.collector.cache import open_cache
+    from seg.collector.chips import make_chips
+    from seg.collector.vectors import footprints_to_dataset
+    from seg.dataset.store import save_dataset
+
+    report: dict = {}
+    chips = make_chips(
+        open_cache(info.map_dir.parent),
+        info.map_dir.name,
+        info.zoom,
+        chips_dir,
+        chip=CHIP,
+        overwrite=overwrite,
+        progress=progress,
+        report=report,
+    )
+    labelled = footprints_to_dataset(info.footprints, chips, class_property="class")
+    save_dataset(labelled, labelled_dir, overwrite=overwrite)
+    return {
+        "chips": str(chips_dir),
+        "written": report["written"],
+        "footprints": str(labelled_dir),
+        "objects_on_chips": len(labelled.objects),
     }
 
 

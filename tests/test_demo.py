@@ -134,3 +134,14 @@ def test_demo_reads_the_via_and_label_studio_files_of_the_same_objects(tmp_path)
     for name in ("via", "labelstudio"):
         # all but the courtyard building, whose hole a VIA or Label Studio polygon in the sample does not hold
         assert tools[name]["objects"] == 666 and tools[name]["differ"] == 1, tools[name]
+
+
+def test_demo_starts_from_the_sample_cache(tmp_path):
+    report = run_demo(tmp_path / "demo")
+    chips = report["chips"]
+    assert chips["written"] == 9  # the 6 x 6 block of 256-pixel tiles in 512-pixel chips
+    labelled = load_dataset(chips["footprints"])
+    assert len(labelled.images) == 9 and len(labelled.objects) == chips["objects_on_chips"] > 500
+    assert set(labelled.category_names) == {"building", "road"}
+    for path in labelled.image_paths():
+        assert path.suffix == ".tif" and path.is_file()
