@@ -41,6 +41,34 @@ def collect() -> None:
     """
 
 
+def chip_options(command):
+    """--chip, --overlap and --format, shared by the commands that cut chips."""
+    for option in reversed(
+        [
+            click.option(
+                "--chip", type=click.IntRange(min=1), default=512, show_default=True, help="Chip side in pixels."
+            ),
+            click.option(
+                "--overlap",
+                type=click.IntRange(min=0),
+                default=0,
+                show_default=True,
+                help="Pixels shared by neighbouring chips.",
+            ),
+            click.option(
+                "--format",
+                "fmt",
+                type=click.Choice(["tif", "png", "jpg"]),
+                default="tif",
+                show_default=True,
+                help="GeoTIFF, or PNG/JPEG with a world file and .prj.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @collect.command()
 @click.argument("cache", type=click.Path(exists=True))
 @click.option("--map", "map_name", required=True, help="Map (folder or .mbtiles name) inside the cache.")
@@ -51,18 +79,7 @@ def collect() -> None:
     help="Slippy-map zoom, 0-based: SAS.Planet's folder z18 is --zoom 17.",
 )
 @click.option("--bbox", callback=parse_bbox, help="W,S,E,N in degrees (default: every tile the map has at --zoom).")
-@click.option("--chip", type=click.IntRange(min=1), default=512, show_default=True, help="Chip side in pixels.")
-@click.option(
-    "--overlap", type=click.IntRange(min=0), default=0, show_default=True, help="Pixels shared by neighbouring chips."
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["tif", "png", "jpg"]),
-    default="tif",
-    show_default=True,
-    help="GeoTIFF, or PNG/JPEG with a world file and .prj.",
-)
+@chip_options
 @click.option(
     "--min-coverage",
     type=click.FloatRange(0, 1),
@@ -107,18 +124,7 @@ def sasplanet(cache, map_name, zoom, bbox, chip, overlap, fmt, min_coverage, out
 
 @collect.command()
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
-@click.option("--chip", type=click.IntRange(min=1), default=512, show_default=True, help="Chip side in pixels.")
-@click.option(
-    "--overlap", type=click.IntRange(min=0), default=0, show_default=True, help="Pixels shared by neighbouring chips."
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["tif", "png", "jpg"]),
-    default="tif",
-    show_default=True,
-    help="GeoTIFF, or PNG/JPEG with a world file and .prj.",
-)
+@chip_options
 @click.option(
     "--min-coverage",
     type=click.FloatRange(0, 1),

@@ -173,6 +173,20 @@ def _wkt() -> str:
     return RasterioCRS.from_epsg(3857).to_wkt()
 
 
+def check_chip_options(chip: int, overlap: int, fmt: str, min_coverage: float) -> None:
+    """Raise OptionError unless the chip size, overlap, format and minimum coverage make sense together."""
+    if chip < 1:
+        raise OptionError("chip size must be at least 1 pixel", actual=chip)
+    if not 0 <= overlap < chip:
+        raise OptionError(
+            "overlap must be at least 0 and smaller than the chip", expected=f"0..{chip - 1}", actual=overlap
+        )
+    if fmt not in FORMATS:
+        raise OptionError(f"unknown chip format {fmt!r}", expected=", ".join(FORMATS), actual=fmt)
+    if not 0 <= min_coverage <= 1:
+        raise OptionError("min_coverage must lie in [0, 1]", actual=min_coverage)
+
+
 def make_chips(
     cache: Cache,
     map: str,
@@ -213,16 +227,7 @@ def make_chips(
         SegError: unknown map, no tiles at ``zoom``, unreadable cache.
         OutputExistsError: ``out`` exists and ``overwrite`` is false.
     """
-    if chip < 1:
-        raise OptionError("chip size must be at least 1 pixel", actual=chip)
-    if not 0 <= overlap < chip:
-        raise OptionError(
-            "overlap must be at least 0 and smaller than the chip", expected=f"0..{chip - 1}", actual=overlap
-        )
-    if fmt not in FORMATS:
-        raise OptionError(f"unknown chip format {fmt!r}", expected=", ".join(FORMATS), actual=fmt)
-    if not 0 <= min_coverage <= 1:
-        raise OptionError("min_coverage must lie in [0, 1]", actual=min_coverage)
+    check_chip_options(chip, overlap, fmt, min_coverage)
     if map not in cache.sources:
         raise SegError(f"no map {map!r} in the cache", path=cache.root, expected=", ".join(cache.maps))
     out = Path(out)

@@ -37,7 +37,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from seg.collector.chips import FORMATS, JPEG_QUALITY
+from seg.collector.chips import FORMATS, JPEG_QUALITY, check_chip_options
 from seg.collector.georef import Georeference, read_georeference
 from seg.collector.georef_sidecars import world_file_lines
 from seg.dataset.core import Dataset
@@ -203,16 +203,7 @@ def make_stitched_chips(
         SegError: no georeference found.
         OutputExistsError: ``out`` exists and ``overwrite`` is false.
     """
-    if chip < 1:
-        raise OptionError("chip size must be at least 1 pixel", actual=chip)
-    if not 0 <= overlap < chip:
-        raise OptionError(
-            "overlap must be at least 0 and smaller than the chip", expected=f"0..{chip - 1}", actual=overlap
-        )
-    if fmt not in FORMATS:
-        raise OptionError(f"unknown chip format {fmt!r}", expected=", ".join(FORMATS), actual=fmt)
-    if not 0 <= min_coverage <= 1:
-        raise OptionError("min_coverage must lie in [0, 1]", actual=min_coverage)
+    check_chip_options(chip, overlap, fmt, min_coverage)
     image, out = Path(image), Path(out)
     georef: Georeference = read_georeference(image)
     transform = Affine(*georef.transform)
