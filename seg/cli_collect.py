@@ -101,8 +101,6 @@ def sasplanet(cache, map_name, zoom, bbox, chip, overlap, fmt, min_coverage, out
     from seg.collector.cache import open_cache
     from seg.collector.chips import make_chips
 
-    if overlap >= chip:
-        raise click.BadParameter(f"must be smaller than --chip ({chip})", param_hint="--overlap")
     opened = open_cache(cache, layout=layout)
     report: dict = {}
     make_chips(
@@ -145,8 +143,6 @@ def stitched(image, chip, overlap, fmt, min_coverage, out, overwrite):
     """
     from seg.collector.stitched import make_stitched_chips
 
-    if overlap >= chip:
-        raise click.BadParameter(f"must be smaller than --chip ({chip})", param_hint="--overlap")
     report: dict = {}
     make_stitched_chips(
         image,

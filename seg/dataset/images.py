@@ -60,15 +60,3 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> np
         if image.mode not in ("L", "RGB", "RGBA", "P", "I;16", "I", "LA"):
             image = image.convert("RGB")
         return np.asarray(image)
-
-
-def find_image_sizes(root: str | os.PathLike[str], file_names: list[str]) -> dict[str, tuple[int, int]]:
-    """Return ``{file_name: (width, height)}`` for the files found under ``root`` (missing ones are left out)."""
-    from seg.dataset.paths import inside
-
-    sizes = {}
-    for name in file_names:
-        path = inside(root, name)
-        if path.is_file():
-            sizes[name] = image_size(path)
-    return sizes

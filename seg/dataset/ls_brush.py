@@ -27,12 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from seg.dataset.images import MAX_PIXELS  # the same bomb guard as image files
+
 #: Bits before the first record: value count (32), word size (5) and four run-length field sizes (4 x 4).
 HEADER_BITS = 53
 #: Run-length field sizes written by :func:`encode` (the SDK's and the editor's).
 RLE_SIZES = (3, 4, 8, 16)
-#: Largest image the decoder accepts, in pixels (the same bomb guard as image files).
-MAX_PIXELS = 2**28
 
 
 @dataclass(frozen=True)
