@@ -159,21 +159,22 @@ def stitched(image, chip, overlap, fmt, min_coverage, out, overwrite):
 
 
 @collect.command()
-@click.argument("geojson", type=click.Path(exists=True, dir_okay=False))
+@click.argument("vectors", type=click.Path(exists=True, dir_okay=False))
 @click.argument("chips", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Dataset folder to write.")
 @click.option("--class-property", help="Feature property holding the class (default: every feature is --class).")
 @click.option("--class", "default_class", default="building", show_default=True, help="Class of unlabelled features.")
 @opt.overwrite
-def footprints(geojson, chips, out, class_property, default_class, overwrite):
-    """Rasterize GeoJSON footprints onto chips made by `seg collect`: a Dataset of chips with objects.
+def footprints(vectors, chips, out, class_property, default_class, overwrite):
+    """Rasterize footprints (GeoJSON or a polygon shapefile) onto chips made by `seg collect`: a Dataset of chips.
 
-    CHIPS is the folder `seg collect sasplanet` wrote (or its dataset/ folder). Footprints keep their holes and are
+    VECTORS is a GeoJSON file or a .shp (with its .dbf, and its .prj when projected). CHIPS is the folder `seg collect sasplanet` wrote (or its dataset/ folder). Footprints keep their holes and are
     clipped at chip borders; chips without footprints stay as negatives.
 
     \b
     Example:
       seg collect footprints buildings.geojson chips/ -o labelled/
+      seg collect footprints buildings_utm.shp chips/ --class-property type -o labelled/
       seg convert labelled/ --to masks --split 0.2 -o masks/
     """
     from pathlib import Path
@@ -185,7 +186,7 @@ def footprints(geojson, chips, out, class_property, default_class, overwrite):
     check_writable(out, overwrite)
     folder = Path(chips) / "dataset" if is_dataset_dir(Path(chips) / "dataset") else Path(chips)
     labelled = footprints_to_dataset(
-        Path(geojson), load_dataset(folder), class_property=class_property, default_class=default_class
+        Path(vectors), load_dataset(folder), class_property=class_property, default_class=default_class
     )
     save_dataset(labelled, out, overwrite=overwrite)
     click.echo(json.dumps({"out": str(out), "chips": len(labelled.images), "objects": len(labelled.objects)}))

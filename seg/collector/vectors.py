@@ -1,14 +1,12 @@
-"""Vector footprints (GeoJSON) onto georeferenced chips, and chip objects back to GeoJSON.
+"""Vector footprints (GeoJSON, shapefiles) onto georeferenced chips, and chip objects back to GeoJSON.
 
 Chips are the image rows :func:`seg.collector.chips.make_chips` writes: ``crs`` ``"EPSG:3857"`` and the bounds
 ``west``/``south``/``east``/``north`` in metres. A point ``(mx, my)`` in metres lies at chip pixel
 ``x = (mx - west) / (east - west) * width``, ``y = (north - my) / (north - south) * height``, with pixel coordinates
 measured from the top-left corner of the top-left pixel (COCO's convention, see :mod:`seg.dataset.polygons`).
 
-GeoJSON conventions (RFC 7946): a FeatureCollection of Polygon and MultiPolygon features in longitude/latitude
-degrees; a legacy ``crs`` member naming EPSG:4326/CRS84 (still longitude/latitude) or EPSG:3857 (metres) is accepted,
-any other CRS is refused. Features with a null geometry are skipped; other geometry types are refused. Rings may be
-closed or not; each needs at least 3 distinct points.
+Footprints are read by :mod:`seg.collector.footprints` (GeoJSON or a polygon shapefile, in longitude/latitude or
+any projected CRS PROJ knows).
 
 Footprints to chips: one object per feature per chip it covers (a MultiPolygon's parts are one object). The mask is
 the union of the parts, each part being its outer ring minus its holes, rasterized exactly as pycocotools rasterizes
@@ -27,155 +25,28 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import orjson
 
-from seg.collector.tiles import lnglat_to_meters, meters_to_lnglat
+from seg.collector.footprints import Footprint, read_footprints
+from seg.collector.tiles import meters_to_lnglat
 from seg.dataset import rle as coco_rle
 from seg.dataset.core import Category, Dataset
 from seg.dataset.polygons import mask_to_polygons, polygons_to_rle
-from seg.errors import FormatError, SegError
-from seg.formats.json_text import dumps, read_json
+from seg.errors import SegError
+from seg.formats.json_text import dumps
 from seg.outputs import atomic_file
 
 logger = logging.getLogger(__name__)
 
 CRS = "EPSG:3857"
-EXPECTED = "a GeoJSON FeatureCollection of Polygon/MultiPolygon features"
 #: Rings reaching further than this many chip sizes beyond the chip are clipped to that window before rasterizing,
 #: which bounds pycocotools' work for footprints far larger than a chip (their long edges, cut short, may then
 #: rasterize one pixel differently along the boundary); smaller footprints rasterize exactly as their full polygon.
 CLIP_CHIPS = 1.0
-
-_CRS_NAME = re.compile(r"(?:EPSG:+(?:[\d.]*:)?|OGC:+[\d.]*:)(\w+)$", re.IGNORECASE)
-_LNGLAT = {"4326", "CRS84"}
-_METRES = {"3857", "900913"}
-
-#: A polygon: its rings as (n, 2) arrays of metres, outer ring first.
-Polygon = list[np.ndarray]
-
-
-class Footprint:
-    """One feature: its parts in metres, its class, source id, properties and bounds."""
-
-    def __init__(self, parts: list[Polygon], category: str, source_id: str, properties: object) -> None:
-        self.parts = parts
-        self.category = category
-        self.source_id = source_id
-        self.properties = properties
-        points = np.concatenate([ring for part in parts for ring in part])
-        self.left, self.bottom = points.min(axis=0)
-        self.right, self.top = points.max(axis=0)
-
-
-def _geojson_crs(document: dict, path: Path) -> bool:
-    """Whether the collection's coordinates are metres (EPSG:3857) rather than degrees."""
-    crs = document.get("crs")
-    if crs is None:
-        return False
-    name = crs.get("properties", {}).get("name") if isinstance(crs, dict) else None
-    if not isinstance(name, str):
-        raise FormatError("unsupported crs member (expected a named CRS)", path=path, actual=crs)
-    match = _CRS_NAME.search(name.strip())
-    code = match.group(1).upper() if match else None
-    if code in _LNGLAT:
-        return False
-    if code in _METRES:
-        return True
-    raise FormatError(
-        f"unsupported CRS {name!r}", path=path, expected="longitude/latitude (RFC 7946) or EPSG:3857", actual=name
-    )
-
-
-def _ring(value: object, metres: bool, path: Path, item: str) -> np.ndarray:
-    if not isinstance(value, list):
-        raise FormatError("ring is not a list of positions", path=path, item_id=item)
-    points: list[tuple[float, float]] = []
-    for position in value:
-        if (
-            not isinstance(position, list)
-            or len(position) < 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in position[:2])
-            or not all(math.isfinite(v) for v in position[:2])
-        ):
-            raise FormatError("position is not a pair of finite numbers", path=path, item_id=item, actual=position)
-        x, y = float(position[0]), float(position[1])
-        if not metres:
-            try:
-                x, y = lnglat_to_meters(x, y)
-            except ValueError as e:
-                raise FormatError(str(e), path=path, item_id=item) from e
-        if not points or points[-1] != (x, y):
-            points.append((x, y))
-    if len(points) > 1 and points[0] == points[-1]:
-        points.pop()
-    if len(points) < 3:
-        raise FormatError(f"ring has {len(points)} distinct points", path=path, item_id=item, expected="at least 3")
-    return np.asarray(points, dtype=np.float64)
-
-
-def _polygon(value: object, metres: bool, path: Path, item: str) -> Polygon:
-    if not isinstance(value, list) or not value:
-        raise FormatError("polygon is not a non-empty list of rings", path=path, item_id=item)
-    return [_ring(ring, metres, path, item) for ring in value]
-
-
-def _class(properties: object, class_property: str | None, default_class: str) -> str:
-    if class_property is None or not isinstance(properties, dict):
-        return default_class
-    value = properties.get(class_property)
-    if value is None or value == "":
-        return default_class
-    return value if isinstance(value, str) else dumps(value)
-
-
-def read_footprints(
-    geojson: Path, *, class_property: str | None = None, default_class: str = "building"
-) -> list[Footprint]:
-    """Read the Polygon/MultiPolygon features of a GeoJSON file (coordinates in metres, EPSG:3857).
-
-    Raises:
-        FormatError: not JSON, not a FeatureCollection, unsupported CRS or geometry, bad coordinates.
-    """
-    geojson = Path(geojson)
-    document = read_json(geojson, expected=EXPECTED)
-    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
-        kind = document.get("type") if isinstance(document, dict) else type(document).__name__
-        raise FormatError("not a GeoJSON FeatureCollection", path=geojson, expected=EXPECTED, actual=kind)
-    metres = _geojson_crs(document, geojson)
-    features = document.get("features")
-    if not isinstance(features, list):
-        raise FormatError("'features' is not a list", path=geojson, expected=EXPECTED)
-    footprints = []
-    for index, feature in enumerate(features):
-        if not isinstance(feature, dict) or feature.get("type") != "Feature":
-            raise FormatError("not a GeoJSON Feature", path=geojson, item_id=f"feature {index}")
-        fid = feature.get("id")
-        source_id = str(index) if fid is None or isinstance(fid, (dict, list)) else str(fid)
-        item = f"feature {source_id}"
-        geometry = feature.get("geometry")
-        if geometry is None:
-            logger.debug("%s: %s has no geometry, skipped", geojson, item)
-            continue
-        kind = geometry.get("type") if isinstance(geometry, dict) else None
-        coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
-        if kind == "Polygon":
-            parts = [_polygon(coordinates, metres, geojson, item)]
-        elif kind == "MultiPolygon":
-            if not isinstance(coordinates, list) or not coordinates:
-                raise FormatError("MultiPolygon is not a non-empty list of polygons", path=geojson, item_id=item)
-            parts = [_polygon(polygon, metres, geojson, item) for polygon in coordinates]
-        else:
-            raise FormatError(
-                f"unsupported geometry type {kind!r}", path=geojson, item_id=item, expected="Polygon or MultiPolygon"
-            )
-        properties = feature.get("properties")
-        footprints.append(Footprint(parts, _class(properties, class_property, default_class), source_id, properties))
-    return footprints
 
 
 def _clip(points: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
@@ -259,11 +130,10 @@ def _chip_box(row: object, image_id: str) -> tuple[float, float, float, float]:
 def footprints_to_dataset(
     geojson: Path, chips: Dataset, *, class_property: str | None = None, default_class: str = "building"
 ) -> Dataset:
-    """Rasterize GeoJSON footprints onto georeferenced chips.
+    """Rasterize footprints (GeoJSON or shapefile) onto georeferenced chips.
 
     Args:
-        geojson: a FeatureCollection of Polygon/MultiPolygon features (longitude/latitude, or EPSG:3857 when its
-            ``crs`` member says so).
+        geojson: a GeoJSON FeatureCollection or a polygon shapefile (see :func:`read_footprints`).
         chips: a Dataset whose images carry ``crs`` ``"EPSG:3857"`` and ``west``/``south``/``east``/``north`` in
             metres (as :func:`seg.collector.chips.make_chips` makes); its objects are not kept.
         class_property: the feature property holding the class; missing, null or empty values take
@@ -275,7 +145,7 @@ def footprints_to_dataset(
         of all features, in order of first appearance.
 
     Raises:
-        FormatError: bad GeoJSON (see :func:`read_footprints`).
+        FormatError: bad footprints file (see :func:`read_footprints`).
         SegError: an image without the chip georeference.
     """
     footprints = read_footprints(geojson, class_property=class_property, default_class=default_class)
