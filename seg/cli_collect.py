@@ -168,7 +168,8 @@ def stitched(image, chip, overlap, fmt, min_coverage, out, overwrite):
 def footprints(vectors, chips, out, class_property, default_class, overwrite):
     """Rasterize footprints (GeoJSON or a polygon shapefile) onto chips made by `seg collect`: a Dataset of chips.
 
-    VECTORS is a GeoJSON file or a .shp (with its .dbf, and its .prj when projected). CHIPS is the folder `seg collect sasplanet` wrote (or its dataset/ folder). Footprints keep their holes and are
+    VECTORS is a GeoJSON file or a .shp (with its .dbf, and its .prj when projected). CHIPS is the folder
+    `seg collect sasplanet` wrote (or its dataset/ folder). Footprints keep their holes and are
     clipped at chip borders; chips without footprints stay as negatives.
 
     \b
