@@ -41,6 +41,7 @@ from seg.collector.chips import FORMATS, JPEG_QUALITY, check_chip_options
 from seg.collector.georef import Georeference, read_georeference
 from seg.collector.georef_sidecars import world_file_lines
 from seg.dataset.core import Dataset
+from seg.dataset.images import MAX_PIXELS
 from seg.dataset.store import save_dataset
 from seg.errors import ImageError, OptionError
 from seg.outputs import atomic_dir
@@ -51,6 +52,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["chip_transform", "make_stitched_chips"]
 
 _PIL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+#: Largest stitched image cut into chips: 2**34 pixels is 131072 x 131072, a city at zoom 19. Chips are read in strips
+#: of full width, so a strip (width x chip) must also stay under MAX_PIXELS.
+MAX_STITCHED_PIXELS = 2**34
 
 
 def chip_transform(transform: Affine, col_off: int, row_off: int) -> Affine:
@@ -100,6 +104,17 @@ class _Source:
                 path=Path(ds.name),
                 expected="uint8, 1-4 bands",
                 actual=f"{ds.dtypes[0]}, {ds.count} bands",
+            )
+
+    def check_size(self, chip: int) -> None:
+        """Refuse images whose size would make a decompression bomb: too many pixels, or strips too large to hold."""
+        width, height = self.ds.width, self.ds.height
+        if width * height > MAX_STITCHED_PIXELS or width * chip > MAX_PIXELS:
+            raise ImageError(
+                "image too large to cut safely (possible decompression bomb)",
+                path=Path(self.ds.name),
+                expected=f"at most {MAX_STITCHED_PIXELS} pixels and {MAX_PIXELS // chip} pixels wide at --chip {chip}",
+                actual=f"{width}x{height}",
             )
 
     def strip(self, row: int, chip: int) -> tuple[npt.NDArray, npt.NDArray[np.bool_]]:
@@ -220,6 +235,7 @@ def make_stitched_chips(
         py_warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_GEOREF_SOURCES="INTERNAL"), _open(image) as ds:
             source = _Source(ds, fmt)
+            source.check_size(chip)
             with atomic_dir(out, overwrite) as tmp:
                 (tmp / "images").mkdir()
                 row_iter: Iterator[tuple[int, int]] = iter(enumerate(rows))

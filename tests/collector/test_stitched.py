@@ -17,7 +17,7 @@ from seg.cli_collect import collect
 from seg.collector.georef_sidecars import read_world_file, world_file_lines
 from seg.collector.stitched import make_stitched_chips
 from seg.dataset.store import load_dataset
-from seg.errors import OptionError, OutputExistsError, SegError
+from seg.errors import ImageError, OptionError, OutputExistsError, SegError
 
 WIDTH, HEIGHT = 70, 45  # not multiples of the chip
 CHIP = 32
@@ -250,3 +250,16 @@ def test_report_keeps_georeference_warnings(tmp_path: Path) -> None:
     assert report["crs"] is None and any("no CRS" in w for w in report["warnings"])
     assert ds.images.crs.isna().all()
     assert not (tmp_path / "chips" / "images" / "plain_0_0.prj").exists()
+
+
+@pytest.mark.parametrize("width, height", [(600_000, 16), (140_000, 140_000)])
+def test_bomb_sized_image_is_refused_before_reading(tmp_path: Path, width: int, height: int) -> None:
+    path = tmp_path / "bomb.tif"
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": 1, "dtype": "uint8", "crs": "EPSG:3857"}
+    profile |= {"transform": Affine(0.5, 0, 0, 0, -0.5, 0), "tiled": True, "compress": "deflate", "sparse_ok": True}
+    with rasterio.open(path, "w", **profile):
+        pass  # no block written: a tile index of a few megabytes that declares billions of pixels
+    assert path.stat().st_size < 2**22
+    with pytest.raises(ImageError, match=r"bomb\.tif: image too large to cut safely .*got \d+x\d+\)$"):
+        make_stitched_chips(path, tmp_path / "out", chip=512)
+    assert not (tmp_path / "out").exists()
