@@ -9,7 +9,8 @@ the tiles it overlaps; missing and known-missing (``.tne``) tiles, tiles that do
 Chips are written as ``images/<map>_z<zoom>_<col>_<row>.<ext>`` (``col``/``row`` count chips from the grid's
 north-west corner): GeoTIFF in EPSG:3857 with the exact transform, or PNG/JPEG with a world file (``.pgw``/``.jgw``,
 origin at the centre of the top-left pixel) and a ``.prj`` holding EPSG:3857's WKT. Tiles are decoded once and only
-the tiles of one row of chips are held in memory.
+the tiles of one row of chips are held in memory; chips are encoded on a few background threads
+(:class:`seg.collector.write_pool.WritePool`) while the next ones are assembled.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from seg.collector.cache import Cache
 from seg.collector.georef_sidecars import world_file_lines
 from seg.collector.tiles import MAX_LATITUDE, TILE_SIZE, Tile, lnglat_to_meters, meters_to_pixels, pixels_to_meters
 from seg.collector.tiles import resolution as pixel_size
+from seg.collector.write_pool import WritePool
 from seg.dataset.core import Dataset
 from seg.dataset.store import save_dataset
 from seg.errors import OptionError, SegError
@@ -41,6 +43,9 @@ CRS = "EPSG:3857"
 #: Chip formats: extension and world-file extension.
 FORMATS = {"tif": (".tif", None), "png": (".png", ".pgw"), "jpg": (".jpg", ".jgw")}
 JPEG_QUALITY = 95
+#: zlib level of GeoTIFF (deflate) and PNG chips: aerial imagery barely compresses, and level 1 encodes about twice as
+#: fast as the default 6 for files a few percent larger (benchmarks/README.md).
+DEFLATE_LEVEL = 1
 
 Box = tuple[float, float, float, float]
 
@@ -153,6 +158,7 @@ def _write(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, left: float, top
             "crs": CRS,
             "transform": Affine(res, 0.0, left, 0.0, -res, top),
             "compress": "deflate",
+            "zlevel": DEFLATE_LEVEL,
             "photometric": "RGB",
         }
         with rasterio.open(path, "w", **profile) as dst:
@@ -162,7 +168,7 @@ def _write(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, left: float, top
     if fmt == "jpg":
         image.save(path, "JPEG", quality=JPEG_QUALITY)
     else:
-        image.save(path, "PNG")
+        image.save(path, "PNG", compress_level=DEFLATE_LEVEL)
     path.with_suffix(FORMATS[fmt][1]).write_text(world_file_lines(Affine(res, 0.0, left, 0.0, -res, top)))
     path.with_suffix(".prj").write_text(_wkt())
 
@@ -245,7 +251,7 @@ def make_chips(
     tiles = _TileRows(cache, map, zoom)
     records: list[dict] = []
     skipped = len(columns) * len(rows) - len(near_columns) * len(near_rows)
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite) as tmp, WritePool() as pool:
         (tmp / "images").mkdir()
         row_iter: Iterator[tuple[int, int]] = iter(near_rows)
         wrapped = row_iter if progress is None else progress(row_iter, total=len(near_rows))  # type: ignore[call-arg]
@@ -260,7 +266,7 @@ def make_chips(
                 name = f"images/{prefix}_{c}_{r}{ext}"
                 left, top = pixels_to_meters(px, py, zoom)
                 right, bottom = pixels_to_meters(px + chip, py + chip, zoom)
-                _write(tmp / name, pixels, fmt, left, top, res)
+                pool.submit(_write, tmp / name, pixels, fmt, left, top, res)
                 records.append(
                     {
                         "image_id": f"{prefix}_{c}_{r}",
@@ -279,6 +285,7 @@ def make_chips(
                         "source": str(cache.root),
                     }
                 )
+        pool.drain()
         dataset = Dataset.from_records(records, [], [], image_root=out.absolute(), source=out)
         save_dataset(dataset, tmp / "dataset", overwrite=True)
     logger.info("%d chips written to %s, %d skipped (coverage < %s)", len(records), out, skipped, min_coverage)

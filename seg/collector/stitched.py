@@ -37,9 +37,10 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from seg.collector.chips import FORMATS, JPEG_QUALITY, check_chip_options
+from seg.collector.chips import DEFLATE_LEVEL, FORMATS, JPEG_QUALITY, check_chip_options
 from seg.collector.georef import Georeference, read_georeference
 from seg.collector.georef_sidecars import world_file_lines
+from seg.collector.write_pool import WritePool
 from seg.dataset.core import Dataset
 from seg.dataset.images import MAX_PIXELS
 from seg.dataset.store import save_dataset
@@ -95,9 +96,12 @@ class _Source:
         self.palette = ds.count == 1 and interp[0] == ColorInterp.palette
         self.colormap = ds.colormap(1) if self.palette else None
         self.dtype = ds.dtypes[0]
+        self.nodata = ds.nodata
         self.bands = list(range(1, ds.count + 1))
         if fmt == "jpg" and self.alpha is not None:
             self.bands.remove(self.alpha + 1)
+        # what the writer threads need, read here once: a rasterio dataset is not shared across threads
+        self.band_interp = [interp[b - 1] for b in self.bands]
         if fmt != "tif" and (self.dtype != "uint8" or len(self.bands) not in _PIL_MODES or len(set(ds.dtypes)) > 1):
             raise OptionError(
                 f"{FORMATS[fmt][0]} chips hold 8-bit images of 1 to 4 bands: use --format tif",
@@ -146,14 +150,15 @@ def _write(path: Path, pixels: npt.NDArray, fmt: str, transform: Affine, crs: CR
             "dtype": src.dtype,
             "crs": crs,
             "transform": transform,
-            "nodata": src.ds.nodata,
+            "nodata": src.nodata,
             "compress": "deflate",
+            "zlevel": DEFLATE_LEVEL,
         }
         with py_warnings.catch_warnings():
             py_warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path, "w", **profile) as dst:
                 dst.write(pixels)
-                dst.colorinterp = [src.ds.colorinterp[b - 1] for b in src.bands]
+                dst.colorinterp = src.band_interp
                 if src.colormap is not None:
                     dst.write_colormap(1, src.colormap)
         return
@@ -167,7 +172,7 @@ def _write(path: Path, pixels: npt.NDArray, fmt: str, transform: Affine, crs: CR
     if fmt == "jpg":
         image.save(path, "JPEG", quality=JPEG_QUALITY)
     else:
-        image.save(path, "PNG")
+        image.save(path, "PNG", compress_level=DEFLATE_LEVEL)
     path.with_suffix(FORMATS[fmt][1]).write_text(world_file_lines(transform))
     if crs is not None:
         path.with_suffix(".prj").write_text(crs.to_wkt())
@@ -236,7 +241,7 @@ def make_stitched_chips(
         with rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_GEOREF_SOURCES="INTERNAL"), _open(image) as ds:
             source = _Source(ds, fmt)
             source.check_size(chip)
-            with atomic_dir(out, overwrite) as tmp:
+            with atomic_dir(out, overwrite) as tmp, WritePool() as pool:
                 (tmp / "images").mkdir()
                 row_iter: Iterator[tuple[int, int]] = iter(enumerate(rows))
                 wrapped = row_iter if progress is None else progress(row_iter, total=len(rows))  # type: ignore[call-arg]
@@ -250,7 +255,7 @@ def make_stitched_chips(
                             continue
                         name = f"images/{prefix}_{c}_{r}{ext}"
                         window_transform = chip_transform(transform, col_off, row_off)
-                        _write(tmp / name, _chip(strip, col_off, chip), fmt, window_transform, crs, source)
+                        pool.submit(_write, tmp / name, _chip(strip, col_off, chip), fmt, window_transform, crs, source)
                         west, south, east, north = _bounds(window_transform, chip, chip)
                         records.append(
                             {
@@ -269,6 +274,7 @@ def make_stitched_chips(
                                 "source": str(image),
                             }
                         )
+                pool.drain()
                 dataset = Dataset.from_records(records, [], [], image_root=out.absolute(), source=out)
                 save_dataset(dataset, tmp / "dataset", overwrite=True)
     logger.info("%d chips written to %s, %d skipped (coverage < %s)", len(records), out, skipped, min_coverage)
