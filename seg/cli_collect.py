@@ -1,4 +1,5 @@
-"""``seg collect``: turn imagery collected elsewhere (SAS.Planet tile caches) into georeferenced image chips."""
+"""``seg collect``: images from web image search and URL lists, and georeferenced chips from SAS.Planet tile caches and
+stitched exports."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import math
 import click
 
 from seg import cli_options as opt
+from seg.cli_collect_search import bing, google
+from seg.cli_collect_urls import urls
 
 
 def parse_bbox(
@@ -33,10 +36,12 @@ def parse_bbox(
 
 @click.group("collect", cls=opt.SegGroup)
 def collect() -> None:
-    """Collect imagery: cut tile caches into georeferenced chips ready to annotate.
+    """Collect imagery: web image search, URL lists, and tile caches cut into georeferenced chips.
 
     \b
     Example:
+      seg collect google "flat roof" "pitched roof" --limit 100 --size large --out roofs/
+      seg collect urls urls.txt --out downloads/
       seg collect sasplanet SAS.Planet/cache --map sat --zoom 17 --bbox 30.30,59.93,30.34,59.95 --out chips/
     """
 
@@ -211,3 +216,7 @@ def geojson(source, out, overwrite):
 
     collection = dataset_to_geojson(read(source), Path(out), overwrite=overwrite)
     click.echo(json.dumps({"out": str(out), "features": len(collection["features"])}))
+
+
+for _command in (google, bing, urls):
+    collect.add_command(_command)

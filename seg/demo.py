@@ -1,6 +1,8 @@
 """``seg demo``: the flow on the embedded sample, from annotation files to training-ready outputs.
 
-Steps: build the sample (:func:`seg.sample.build_sample`), cut its SAS.Planet cache into georeferenced chips and put
+Steps: build the sample (:func:`seg.sample.build_sample`), collect its images over HTTP from 127.0.0.1 the way
+``seg collect urls`` collects from the web (a URL list with a duplicate image and a file that is not an image, which
+the downloader drops), cut its SAS.Planet cache into georeferenced chips and put
 its true footprints (GeoJSON) on them, read its COCO file into a Dataset, read its VIA project and
 Label Studio export and check that they hold the same objects, save the Dataset folder, export class-index mask PNGs
 with a train/val split, and write COCO and Kaggle CSV files of the same objects. With a Label Studio server configured,
@@ -9,6 +11,7 @@ push the sample's images with the COCO objects as pre-annotations and pull them 
 Layout of ``out``::
 
     sample/        the embedded sample (SAS.Planet cache, images, COCO / VIA / Label Studio files, planted errors)
+    downloads/     the sample's images collected over HTTP: images/, manifest.csv, dataset/
     chips/         512 x 512 GeoTIFF chips (EPSG:3857) cut from the sample's cache, with their Dataset
     footprints/    the sample's true footprints rasterized onto those chips (a Dataset folder)
     dataset/       seg's Dataset folder (images.parquet, objects.parquet, categories.json)
@@ -37,6 +40,7 @@ logger = logging.getLogger(__name__)
 #: The demo's outputs, relative to its folder.
 OUTPUTS = {
     "sample": "sample",
+    "downloads": "downloads",
     "chips": "chips",
     "footprints": "footprints",
     "dataset": "dataset",
@@ -93,6 +97,7 @@ def run_demo(
 
     logger.info("building the sample in %s", paths["sample"])
     info = build_sample(paths["sample"], overwrite=overwrite)
+    downloads = collect_over_http(info, paths["downloads"], overwrite=overwrite, progress=progress)
     chips = from_cache(info, paths["chips"], paths["footprints"], overwrite=overwrite, progress=progress)
     dataset = seg.read(info.coco, "coco", images=info.images.resolve(), progress=progress)
     logger.info("read %s", dataset)
@@ -125,10 +130,33 @@ def run_demo(
         "images": len(dataset.images),
         "objects": {name: int((dataset.objects["category"] == name).sum()) for name in dataset.category_names},
         "planted_errors": planted,
+        "downloads": downloads,
         "chips": chips,
         "annotation_tools": tools,
         "reports": reports,
     }
+
+
+def collect_over_http(info: SampleInfo, out: Path, *, overwrite: bool, progress: Progress = None) -> dict:
+    """Download the sample's images from a server on 127.0.0.1, as ``seg collect urls`` downloads from the web.
+
+    The URL list holds every image, one of them again under another URL (its tile in the cache, the same bytes), and
+    the sample's README (text, not an image): the downloader keeps each image once and refuses the README.
+    """
+    from seg.collector.candidates import Candidate
+    from seg.collector.download import DownloadOptions, download
+    from seg.sample.serve import serve_folder
+
+    images = sorted(f"images/{p.name}" for p in info.images.iterdir())
+    in_cache = next(p for p in sorted(info.map_dir.rglob("*.jpg")))  # the same bytes as one of images/
+    paths = [*images, in_cache.relative_to(info.root).as_posix(), "README.txt"]
+    with serve_folder(info.root) as base:
+        candidates = [
+            Candidate(image_url=f"{base}/{path}", query="demo", engine="urls", rank=rank, title=Path(path).name)
+            for rank, path in enumerate(paths)
+        ]
+        options = DownloadOptions(allow_private=True, host_rate=0)
+        return download(candidates, out, options=options, overwrite=overwrite, progress=progress)
 
 
 def from_cache(

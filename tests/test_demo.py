@@ -61,6 +61,15 @@ def test_report_names_files_that_exist(demo: tuple[Path, dict]) -> None:
     json.dumps(report, default=str)  # the CLI prints it
 
 
+def test_downloads_keep_each_sample_image_once(demo: tuple[Path, dict]) -> None:
+    out, report = demo
+    downloads = report["downloads"]
+    assert (downloads["kept"], downloads["duplicates"], downloads["failed"]) == (36, 1, {"not_image": 1})
+    sample = {hashlib.sha256(p.read_bytes()).digest() for p in (out / "sample" / "images").iterdir()}
+    kept = {hashlib.sha256(p.read_bytes()).digest() for p in (out / "downloads" / "images").iterdir()}
+    assert kept == sample
+
+
 def test_dataset_folder_holds_the_sample(demo: tuple[Path, dict]) -> None:
     _, report = demo
     ds = load_dataset(report["dataset"])
