@@ -106,7 +106,7 @@ def test_point_shapefile_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cut", [0, 50, 120, -8])
-@pytest.mark.filterwarnings("ignore::UserWarning")  # pyshp warns of the size mismatch before failing
+@pytest.mark.filterwarnings("ignore:Declared file size")  # pyshp warns of the size mismatch before failing
 def test_truncated_shapefile_gives_one_line_error(tmp_path: Path, cut: int) -> None:
     shp = write_shapefile(tmp_path / "a", [outer_and_hole(), outer_and_hole()])
     data = shp.read_bytes()
