@@ -1,0 +1,1 @@
+"""Curation: score every annotation with explained signals, keep the best, and show why (``seg curate``)."""
