@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 import shapely
 
-from seg.curate.geometry import shape_features
+from seg.curate.shapes import shape_features
 from seg.curate.signals import Signal, SignalFrames
 from seg.dataset import rle as coco_rle
 from seg.dataset.core import Dataset
@@ -110,7 +110,7 @@ def consistency_signals(
         reference: the dataset the annotations must blend with: its classes are the known ones and its shapes the
             norm for ``class_shape``.
         classes: the known class names (wins over the reference's for ``unknown_class``).
-        shapes: :func:`seg.curate.geometry.shape_features` of ``dataset.objects`` when already computed.
+        shapes: :func:`seg.curate.shapes.shape_features` of ``dataset.objects`` when already computed.
 
     Returns:
         ``(objects, None)``: one row per object position, one column per signal, values in ``[0, 1]``; NaN where not
@@ -148,7 +148,7 @@ def overlap_signals(
 
     Args:
         objects: a Dataset's objects table.
-        shapes: :func:`seg.curate.geometry.shape_features` of it (boxes and areas).
+        shapes: :func:`seg.curate.shapes.shape_features` of it (boxes and areas).
     """
     count = len(objects)
     measurable = np.isfinite(shapes["area"].to_numpy())
@@ -273,7 +273,7 @@ def class_shape(
 
     Args:
         categories: each object's class.
-        shapes: :func:`seg.curate.geometry.shape_features` of the objects.
+        shapes: :func:`seg.curate.shapes.shape_features` of the objects.
         norm: ``(categories, shapes)`` of the reference objects whose classes set the norm; classes it lacks (or
             holds too few of) are judged against this dataset.
     """

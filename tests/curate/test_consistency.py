@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from seg.curate.consistency import BORDER_CUT_MAX, SIGNALS, consistency_signals
-from seg.curate.geometry import shape_features
+from seg.curate.shapes import shape_features
 from seg.dataset import rle as coco_rle
 from seg.dataset.core import Category, Dataset
 

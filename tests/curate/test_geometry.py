@@ -1,4 +1,4 @@
-"""Geometry signals: mask shapes measured from RLE runs, drawn-outline checks, and the sample's bow-tie."""
+"""Geometry signals: each signal on its defect, unreadable masks and outlines, and the sample's bow-tie."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import shapely
-from hypothesis import given
-from hypothesis import strategies as st
 
 from seg.curate import geometry
-from seg.curate.geometry import SIGNALS, geometry_signals, outline_signals, shape_features
+from seg.curate.geometry import SIGNALS, geometry_signals, outline_signals
+from seg.curate.shapes import shape_features
 from seg.dataset import rle as coco_rle
 from seg.dataset.core import Category, Dataset
 from seg.dataset.polygons import mask_to_rings, polygons_to_rle
-from tests.strategies import masks
 
 SIZE = 64
 NAMES = [s.name for s in SIGNALS]
@@ -102,62 +99,7 @@ def test_clean_objects_are_zero_everywhere():
     assert (frame.to_numpy() == 0).all(), frame
 
 
-# -- mask shapes ----------------------------------------------------------------------------------------------------
-
-
-def _corner_hull(mask: np.ndarray):
-    rows, cols = np.nonzero(mask)
-    corners = np.concatenate([np.column_stack([cols + dx, rows + dy]) for dx in (0, 1) for dy in (0, 1)])
-    return shapely.convex_hull(shapely.MultiPoint(corners.astype(float)))
-
-
-@given(masks(max_side=20), st.integers(0, 3))
-def test_shape_features_match_shapely_on_the_pixel_squares(mask, pad):
-    mask = np.pad(mask, pad)
-    objects = _dataset([{"mask": mask}], size=mask.shape).objects
-    row = shape_features(objects).iloc[0]
-    assert row["has_mask"]
-    assert row["area"] == mask.sum()
-    if not mask.any():
-        assert np.isnan(row["hull_area"]) and np.isnan(row["length"])
-        return
-    rows, cols = np.nonzero(mask)
-    assert (row["left"], row["top"], row["right"], row["bottom"]) == (
-        cols.min(),
-        rows.min(),
-        cols.max() + 1,
-        rows.max() + 1,
-    )
-    hull = _corner_hull(mask)
-    assert row["hull_area"] == pytest.approx(hull.area)
-    assert row["hull_perimeter"] == pytest.approx(hull.length)
-    envelope = shapely.oriented_envelope(hull)
-    assert row["length"] * row["width"] == pytest.approx(envelope.area, rel=1e-6)
-    assert row["length"] >= row["width"] > 0
-    assert 0 < row["solidity"] <= 1 and 0 < row["extent"] <= 1 and 0 < row["compactness"] <= 1
-
-
-def test_border_share_is_the_part_of_the_outline_on_the_border():
-    shapes = shape_features(
-        _dataset(
-            [{"mask": _rect(0, 0, 10, 20)}, {"mask": _rect(20, 20, 30, 30)}, {"mask": _rect(0, 0, SIZE, SIZE)}]
-        ).objects
-    )
-    assert shapes["border_share"].tolist() == pytest.approx([30 / 60, 0.0, 1.0])
-
-
-def test_features_do_not_depend_on_chunking(monkeypatch):
-    rng = np.random.default_rng(3)
-    specs = []
-    for _ in range(25):
-        y, x = rng.integers(0, SIZE - 8, 2)
-        h, w = rng.integers(1, 30, 2)
-        specs.append({"mask": _rect(y, x, y + h, x + w)})
-    objects = _dataset(specs).objects
-    whole = shape_features(objects)
-    monkeypatch.setattr(geometry, "CHUNK", 4)
-    monkeypatch.setattr(geometry, "CHUNK_COLUMNS", 16)
-    pd.testing.assert_frame_equal(shape_features(objects), whole)
+# -- unreadable masks -----------------------------------------------------------------------------------------------
 
 
 def test_unreadable_masks_are_not_measured():
