@@ -13,6 +13,7 @@ from seg import __version__
 from seg import cli_options as opt
 from seg.cli_annotate import annotate, pull_dataset
 from seg.cli_collect import collect
+from seg.cli_curate import curate
 from seg.formats import FORMATS
 
 logger = logging.getLogger("seg")
@@ -27,8 +28,9 @@ def cli(verbose: int, quiet: bool) -> None:
 
     Convert any annotation format into one table of RLE masks and back out (COCO, VIA, Label Studio, Labelme, Kaggle
     CSV, PNG mask folders, seg's parquet Dataset), keep a Label Studio project in sync (`seg annotate`), cut
-    SAS.Planet tile caches into georeferenced chips (`seg collect`), inspect and merge datasets, and run the whole
-    flow on an embedded sample with `seg demo`.
+    SAS.Planet tile caches into georeferenced chips and search the web for images (`seg collect`), keep the best
+    annotations with a report (`seg curate`), inspect and merge datasets, and run the whole flow on an embedded
+    sample with `seg demo`.
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -258,6 +260,7 @@ def demo(out, overwrite, use_label_studio, url, api_key, timeout):
 
 cli.add_command(annotate)
 cli.add_command(collect)
+cli.add_command(curate)
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ Steps: build the sample (:func:`seg.sample.build_sample`), collect its images ov
 ``seg collect urls`` collects from the web (a URL list with a duplicate image and a file that is not an image, which
 the downloader drops), cut its SAS.Planet cache into georeferenced chips and put
 its true footprints (GeoJSON) on them, read its COCO file into a Dataset, read its VIA project and
-Label Studio export and check that they hold the same objects, save the Dataset folder, export class-index mask PNGs
+Label Studio export and check that they hold the same objects, save the Dataset folder, curate it (keep the best
+images, which drops the images with planted errors, with an HTML report), export class-index mask PNGs
 with a train/val split, and write COCO and Kaggle CSV files of the same objects. With a Label Studio server configured,
 push the sample's images with the COCO objects as pre-annotations and pull them back.
 
@@ -15,6 +16,7 @@ Layout of ``out``::
     chips/         512 x 512 GeoTIFF chips (EPSG:3857) cut from the sample's cache, with their Dataset
     footprints/    the sample's true footprints rasterized onto those chips (a Dataset folder)
     dataset/       seg's Dataset folder (images.parquet, objects.parquet, categories.json)
+    curated/       the best images by ``seg curate`` (the planted errors dropped): Dataset, scores, report.html
     masks/         images + single-channel class-index PNG masks, in train/ and test/ (80/20)
     coco.json      COCO instances written back from the Dataset
     kaggle.csv     Kaggle EncodedPixels CSV
@@ -44,6 +46,7 @@ OUTPUTS = {
     "chips": "chips",
     "footprints": "footprints",
     "dataset": "dataset",
+    "curated": "curated",
     "masks": "masks",
     "coco": "coco.json",
     "kaggle": "kaggle.csv",
@@ -108,6 +111,7 @@ def run_demo(
     if label_studio is not None:
         tools["label_studio_server"] = round_trip_label_studio(dataset, info.images.resolve(), *label_studio)
     save_dataset(dataset, paths["dataset"], overwrite=overwrite)
+    curated = curate_sample(dataset, info, paths["curated"], overwrite=overwrite, progress=progress)
     reports = {
         "masks": seg.write(
             dataset, paths["masks"], "masks", split=VAL_SPLIT, seed=SPLIT_SEED, overwrite=overwrite, progress=progress
@@ -131,6 +135,7 @@ def run_demo(
         "objects": {name: int((dataset.objects["category"] == name).sum()) for name in dataset.category_names},
         "planted_errors": planted,
         "downloads": downloads,
+        "curated": curated,
         "chips": chips,
         "annotation_tools": tools,
         "reports": reports,
@@ -157,6 +162,18 @@ def collect_over_http(info: SampleInfo, out: Path, *, overwrite: bool, progress:
         ]
         options = DownloadOptions(allow_private=True, host_rate=0)
         return download(candidates, out, options=options, overwrite=overwrite, progress=progress)
+
+
+def curate_sample(dataset: Dataset, info: SampleInfo, out: Path, *, overwrite: bool, progress: Progress = None) -> dict:
+    """Keep the sample's best images, as many as it has without a planted error, and say which planted errors went."""
+    from seg.curate.curate import curate, write_curation
+
+    planted = {str(error["image_id"]) for error in info.planted}
+    result = curate(dataset, top=len(dataset.images) - len(planted), progress=progress)
+    written = write_curation(result, dataset, out, overwrite=overwrite, source_name=str(info.coco), progress=progress)
+    dropped = set(result.images.loc[~result.images["kept"], "image_id"])
+    written["planted_dropped"] = f"{len(planted & dropped)} of {len(planted)}"
+    return written
 
 
 def from_cache(

@@ -70,6 +70,17 @@ def test_downloads_keep_each_sample_image_once(demo: tuple[Path, dict]) -> None:
     assert kept == sample
 
 
+def test_curation_drops_every_planted_error(demo: tuple[Path, dict]) -> None:
+    out, report = demo
+    curated = report["curated"]
+    planted = json.loads((out / "sample" / "annotations" / "planted_errors.json").read_text())["errors"]
+    assert curated["planted_dropped"] == f"{len(planted)} of {len(planted)}"
+    assert curated["kept_images"] == report["images"] - len(planted)
+    kept = load_dataset(curated["dataset"])
+    assert not {str(e["image_id"]) for e in planted} & set(kept.images.image_id)
+    assert Path(curated["report"]).read_text().startswith("<!DOCTYPE html>")
+
+
 def test_dataset_folder_holds_the_sample(demo: tuple[Path, dict]) -> None:
     _, report = demo
     ds = load_dataset(report["dataset"])
