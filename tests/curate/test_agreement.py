@@ -24,6 +24,7 @@ from seg.curate.agreement import (
 )
 from seg.dataset import rle as coco_rle
 from seg.dataset.core import Category, Dataset
+from tests.curate.contract import check_contract
 
 SIZE = 64
 CATEGORIES = [Category("house", 1), Category("road", 2)]
@@ -46,17 +47,6 @@ def make(objects: list[dict], images: tuple[str, ...] = ("a",)) -> Dataset:
     return Dataset.from_records(records, objects, CATEGORIES)
 
 
-def check_contract(dataset: Dataset, frames) -> None:
-    objects, images = frames
-    assert list(objects.index) == list(range(len(dataset.objects)))
-    assert list(images.index) == list(dataset.images["image_id"])
-    assert set(objects.columns) == {s.name for s in SIGNALS if s.level == "object"}
-    assert set(images.columns) == {s.name for s in SIGNALS if s.level == "image"}
-    for frame in (objects, images):
-        values = frame.to_numpy(np.float64)
-        assert ((values >= 0) & (values <= 1) | np.isnan(values)).all()
-
-
 def test_signals_declared_in_the_agreement_group() -> None:
     assert {s.group for s in SIGNALS} == {"agreement"}
     assert len({s.name for s in SIGNALS}) == 6
@@ -70,7 +60,7 @@ def test_perfect_predictions_agree() -> None:
     annotations = make([obj("a", m) for m in masks])
     predictions = make([obj("a", m, score=0.9) for m in masks])
     frames = agreement_signals(annotations, predictions=predictions)
-    check_contract(annotations, frames)
+    check_contract(annotations, frames, SIGNALS)
     objects, images = frames
     assert objects["prediction_iou"].tolist() == [0.0, 0.0]
     assert objects["prediction_confidence"].tolist() == [0.0, 0.0]
@@ -297,7 +287,7 @@ def test_two_annotators_who_agree() -> None:
     objects = [obj("a", box(2, 2, 12, 12), annotator=who) for who in ("ann", "bob")]
     dataset = make(objects)
     found, images = agreement_signals(dataset)
-    check_contract(dataset, (found, images))
+    check_contract(dataset, (found, images), SIGNALS)
     assert found["annotator_unmatched"].tolist() == [0.0, 0.0]
     assert images.loc["a", "annotator_disagreement"] == 0.0
     assert found[["prediction_iou", "prediction_confidence"]].isna().all().all()

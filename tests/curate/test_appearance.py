@@ -20,6 +20,7 @@ from seg.curate.signals import GROUPS
 from seg.dataset import rle as coco_rle
 from seg.dataset.core import Category, Dataset
 from seg.errors import OptionError
+from tests.curate.contract import check_contract
 from tests.strategies import masks
 
 SIZE = 128
@@ -76,17 +77,6 @@ def with_objects(dataset: Dataset, objects: list[dict]) -> Dataset:
     return dataset.replace(objects=table)
 
 
-def check_contract(dataset: Dataset, frames) -> None:
-    objects, images = frames
-    assert list(objects.index) == list(range(len(dataset.objects)))
-    assert list(images.index) == list(dataset.images["image_id"])
-    assert set(objects.columns) == {s.name for s in SIGNALS if s.level == "object"}
-    assert set(images.columns) == {s.name for s in SIGNALS if s.level == "image"}
-    for frame in (objects, images):
-        values = frame.to_numpy(np.float64)
-        assert ((values >= 0) & (values <= 1) | np.isnan(values)).all()
-
-
 def test_signals_declared_in_the_agreement_group() -> None:
     assert {s.group for s in SIGNALS} == {"agreement"}
     assert all(s.group in GROUPS for s in SIGNALS)
@@ -96,7 +86,7 @@ def test_signals_declared_in_the_agreement_group() -> None:
 def test_clean_scene_scores_zero(tmp_path: Path) -> None:
     dataset, _ = scene(tmp_path)
     frames = appearance_signals(dataset)
-    check_contract(dataset, frames)
+    check_contract(dataset, frames, SIGNALS)
     objects, images = frames
     assert objects["self_confidence"].notna().all()
     assert objects["misaligned"].notna().all()
