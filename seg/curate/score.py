@@ -109,10 +109,7 @@ def combine(
         image_table[group] = image_groups[group].to_numpy()
     for column in per_image.columns:
         image_table[column] = per_image[column].to_numpy()
-    image_table["reasons"] = [
-        _reasons(per_image.iloc[i], by_name, weights, None if which is None else which.iloc[i], labels)
-        for i in range(len(image_table))
-    ]
+    image_table["reasons"] = _reasons(per_image, by_name, weights, which, labels)
     image_table["rank"] = _rank(image_table["score"], image_table["image_id"])
 
     object_table = pd.DataFrame(
@@ -126,15 +123,17 @@ def combine(
         object_table[group] = object_groups[group].to_numpy()
     for column in object_signals.columns:
         object_table[column] = object_signals[column].to_numpy()
-    object_table["reasons"] = [_reasons(own.iloc[i], by_name, weights, None, labels) for i in range(len(own))]
+    object_table["reasons"] = _reasons(own, by_name, weights, None, labels)
     object_table["rank"] = _rank(object_table["score"], pd.Series(object_image), object_table["object"])
     return image_table, object_table
 
 
 def _object_labels(objects: pd.DataFrame) -> list[str]:
+    """How reasons name each object: its ``source_id``, else its position."""
     if "source_id" not in objects.columns:
         return [str(i) for i in range(len(objects))]
-    return [str(s) if isinstance(s, str) and s else str(i) for i, s in enumerate(objects["source_id"])]
+    ids = objects["source_id"].astype(object).where(objects["source_id"].notna(), "").astype(str).tolist()
+    return [s or str(i) for i, s in enumerate(ids)]
 
 
 def _group_badness(frame: pd.DataFrame, by_name: Mapping[str, Signal]) -> pd.DataFrame:
@@ -160,22 +159,37 @@ def _rank(score: pd.Series, *keys: pd.Series) -> np.ndarray:
 
 
 def _reasons(
-    row: pd.Series,
+    table: pd.DataFrame,
     by_name: Mapping[str, Signal],
     weights: Mapping[str, float],
-    worst_objects: pd.Series | None,
+    worst_objects: pd.DataFrame | None,
     labels: Sequence[str],
-) -> str:
-    found = []
-    for name, value in row.items():
-        signal = by_name.get(str(name))
-        if signal is None or not value >= REASON_MIN:
+) -> list[str]:
+    """For each row: its signals with badness >= REASON_MIN, costliest first (weight x badness, then name)."""
+    names = [str(c) for c in table.columns if str(c) in by_name]
+    reasons = [""] * len(table)
+    if not names or not len(table):
+        return reasons
+    values = table[names].to_numpy(np.float64)
+    rows, cols = np.nonzero(values >= REASON_MIN)
+    cost = -np.array([weights.get(by_name[n].group, 0.0) for n in names])[cols] * values[rows, cols]
+    alphabetical = np.argsort(np.argsort(names))
+    order = np.lexsort((alphabetical[cols], cost, rows))
+    texts = [by_name[n].reason for n in names]
+    named = [by_name[n].level == "object" and worst_objects is not None for n in names]
+    worst = None if worst_objects is None else worst_objects.reindex(columns=names).to_numpy(np.float64)
+    found: dict[int, list[str]] = {}
+    for row, col in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
+        listed = found.setdefault(row, [])
+        if len(listed) == REASON_COUNT:
             continue
-        text = signal.reason
-        if signal.level == "object" and worst_objects is not None and not pd.isna(worst_objects.get(name)):
-            text += f" (object {labels[int(worst_objects[name])]})"
-        found.append((-weights.get(signal.group, 0.0) * float(value), str(name), f"{text}: {float(value):.2f}"))
-    return "; ".join(text for *_, text in sorted(found)[:REASON_COUNT])
+        text = texts[col]
+        if named[col] and not math.isnan(which := worst[row, col]):  # type: ignore[index]
+            text = f"{text} (object {labels[int(which)]})"
+        listed.append(f"{text}: {values[row, col]:.2f}")
+    for row, listed in found.items():
+        reasons[row] = "; ".join(listed)
+    return reasons
 
 
 def select(table: pd.DataFrame, *, top: int | None, min_score: float | None) -> np.ndarray:
