@@ -1,0 +1,60 @@
+"""Reading training and prediction inputs as (H, W, bands) arrays: RGB through Pillow, GeoTIFF through rasterio.
+
+Both refuse decompression bombs (:data:`seg.dataset.images.MAX_PIXELS`) before decoding a pixel.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from seg.dataset.images import MAX_PIXELS, read_image
+from seg.errors import ImageError
+
+RASTER_SUFFIXES = (".tif", ".tiff")
+
+
+def read_raster(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> npt.NDArray:
+    """All bands of a GeoTIFF as (H, W, bands) in their stored dtype."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    path = Path(path)
+    try:
+        with rasterio.open(path) as source:
+            if source.width * source.height > max_pixels:
+                raise ImageError(
+                    "image too large to decode safely (possible decompression bomb)",
+                    path=path,
+                    expected=f"at most {max_pixels} pixels",
+                    actual=f"{source.width}x{source.height}",
+                )
+            data = source.read()
+    except RasterioIOError as e:
+        raise ImageError("not a readable raster", path=path, expected="a GeoTIFF") from e
+    return np.moveaxis(data, 0, -1)
+
+
+def read_input(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> npt.NDArray:
+    """An image as (H, W, bands): TIFFs with rasterio (any band count and dtype), the rest as 8-bit RGB.
+
+    Greyscale images become three equal bands and alpha is dropped, so that photographs of any mode feed one RGB model.
+    """
+    path = Path(path)
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return read_raster(path, max_pixels)
+    pixels = read_image(path, max_pixels)
+    if pixels.ndim == 2:
+        pixels = pixels.astype(np.uint8) if pixels.dtype == np.uint8 else _to_uint8(pixels)
+        return np.repeat(pixels[..., None], 3, axis=-1)
+    if pixels.shape[-1] == 2:  # LA
+        return np.repeat(pixels[..., :1], 3, axis=-1)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def _to_uint8(pixels: npt.NDArray) -> npt.NDArray[np.uint8]:
+    top = float(pixels.max()) or 1.0
+    return np.clip(pixels.astype(np.float64) * (255.0 / top), 0, 255).astype(np.uint8)

@@ -1,0 +1,10 @@
+"""Keras writes ~/.keras/keras.json on first import: point it at a temporary folder for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="seg-keras-home-"))
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
