@@ -84,7 +84,7 @@ def write_mask_folder(
                 "count": geotiff_bands,
                 "dtype": "uint16",
                 "crs": "EPSG:3857",
-                "transform": from_origin(0, 0, 1, 1),
+                "transform": from_origin(-1_900_000, 1_600_000, 0.6, 0.6),
             }
             with rasterio.open(root / split / "images" / f"{stem}.tif", "w", **profile) as out:
                 out.write(np.moveaxis(bands, -1, 0))
