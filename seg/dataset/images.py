@@ -49,14 +49,22 @@ def image_size(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> tu
         return image.size
 
 
-def read_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> npt.NDArray[np.uint8]:
-    """Decode an image to an (H, W) or (H, W, C) uint8 array, refusing bombs and truncated files."""
+def read_image(
+    path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS, mode: str | None = None
+) -> npt.NDArray[np.uint8]:
+    """Decode an image to an (H, W) or (H, W, C) uint8 array, refusing bombs and truncated files.
+
+    ``mode`` (e.g. ``"RGB"``) converts the pixels (palette indices become their colours); without it, greyscale,
+    palette-index and 16-bit images keep their stored values.
+    """
     path = Path(path)
     with _open(path, max_pixels) as image:
         try:
             image.load()
         except (OSError, SyntaxError) as e:
             raise ImageError("image is truncated or corrupt", path=path) from e
-        if image.mode not in ("L", "RGB", "RGBA", "P", "I;16", "I", "LA"):
+        if mode is not None and image.mode != mode:
+            image = image.convert(mode)
+        elif image.mode not in ("L", "RGB", "RGBA", "P", "I;16", "I", "LA"):
             image = image.convert("RGB")
         return np.asarray(image)

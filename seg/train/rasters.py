@@ -41,20 +41,10 @@ def read_raster(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> n
 def read_input(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> npt.NDArray:
     """An image as (H, W, bands): TIFFs with rasterio (any band count and dtype), the rest as 8-bit RGB.
 
-    Greyscale images become three equal bands and alpha is dropped, so that photographs of any mode feed one RGB model.
+    Greyscale and palette images become their RGB colours and alpha is dropped, so that photographs of any mode feed
+    one RGB model.
     """
     path = Path(path)
     if path.suffix.lower() in RASTER_SUFFIXES:
         return read_raster(path, max_pixels)
-    pixels = read_image(path, max_pixels)
-    if pixels.ndim == 2:
-        pixels = pixels.astype(np.uint8) if pixels.dtype == np.uint8 else _to_uint8(pixels)
-        return np.repeat(pixels[..., None], 3, axis=-1)
-    if pixels.shape[-1] == 2:  # LA
-        return np.repeat(pixels[..., :1], 3, axis=-1)
-    return np.ascontiguousarray(pixels[..., :3])
-
-
-def _to_uint8(pixels: npt.NDArray) -> npt.NDArray[np.uint8]:
-    top = float(pixels.max()) or 1.0
-    return np.clip(pixels.astype(np.float64) * (255.0 / top), 0, 255).astype(np.uint8)
+    return read_image(path, max_pixels, mode="RGB")

@@ -1,0 +1,242 @@
+"""make_dataset: shapes and dtypes, the resume property, image/mask alignment under augmentation, normalisation of
+multi-band rasters, 0/255 masks, evaluation windows, and graph decoding agreeing with seg's Python readers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seg.errors import OptionError
+from seg.train.data import (
+    Augment,
+    Sample,
+    epoch_order,
+    make_dataset,
+    normalization_for,
+    read_label,
+    scan_folder,
+    steps_per_epoch,
+)
+from seg.train.rasters import read_input
+from seg.train.spec import Normalization
+from tests.train.folders import write_mask_folder
+
+RAW = Normalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 1.0)
+
+
+def _batches(dataset) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(x.numpy(), y.numpy()) for x, y in dataset]
+
+
+def test_shapes_and_dtypes(tmp_path: Path) -> None:
+    scan = scan_folder(write_mask_folder(tmp_path / "d", train=5, test=3))
+    dataset = make_dataset(
+        scan.train, size=(32, 32), normalization=normalization_for(scan), batch_size=2, training=True,
+        augment=Augment(), epochs=3,
+    )  # fmt: skip
+    batches = list(dataset)
+    assert len(batches) == 3 * steps_per_epoch(5, 2) == 6
+    images, labels = batches[0]
+    assert images.shape == (2, 32, 32, 3) and images.dtype.name == "float32"
+    assert labels.shape == (2, 32, 32) and labels.dtype.name == "int32"
+    assert -3 < float(np.mean(images)) < 3 and set(np.unique(labels)) <= {0, 1, 2}
+
+
+def test_steps_and_epoch_order() -> None:
+    assert steps_per_epoch(10, 3) == 3
+    with pytest.raises(OptionError):
+        steps_per_epoch(2, 3)
+    order, seeds = epoch_order(10, 3, seed=4, epoch=2)
+    again, _ = epoch_order(10, 3, seed=4, epoch=2)
+    other, _ = epoch_order(10, 3, seed=4, epoch=3)
+    assert len(order) == 9 and len(set(order.tolist())) == 9 and seeds.shape == (9, 2)
+    assert (order == again).all() and not (order == other).all()
+
+
+def test_resumed_stream_repeats_the_uninterrupted_one(tmp_path: Path) -> None:
+    scan = scan_folder(write_mask_folder(tmp_path / "d", train=6, test=0))
+    options = {
+        "size": (32, 32), "normalization": normalization_for(scan), "batch_size": 3, "training": True, "seed": 7,
+        "augment": Augment(), "epochs": 3,
+    }  # fmt: skip
+    whole = _batches(make_dataset(scan.train, **options))
+    resumed = _batches(make_dataset(scan.train, start_epoch=2, **options))
+    assert len(whole) == 6 and len(resumed) == 2
+    for (x, y), (x2, y2) in zip(whole[4:], resumed, strict=True):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    assert not np.array_equal(whole[0][0], whole[2][0])  # epochs differ
+    reseeded = _batches(make_dataset(scan.train, **{**options, "seed": 8}))
+    assert not np.array_equal(whole[0][0], reseeded[0][0])
+
+
+def _encoded_folder(root: Path, count: int = 4) -> Path:
+    """Masks of random blobs (classes 0/1) and images whose three bands are the mask times 250."""
+    rng = np.random.default_rng(0)
+    for kind in ("images", "masks"):
+        (root / "train" / kind).mkdir(parents=True)
+    yy, xx = np.mgrid[0:48, 0:64]
+    for index in range(count):
+        mask = np.zeros((48, 64), np.uint8)
+        for _ in range(3):
+            cy, cx, r = rng.integers(0, 48), rng.integers(0, 64), rng.integers(4, 12)
+            mask[(yy - cy) ** 2 + (xx - 2 * cx // 3) ** 2 < r * r] = 1
+        mask[:6, :20] = 1  # an asymmetric corner: flips and rotations show
+        Image.fromarray(mask).save(root / "train" / "masks" / f"{index}.png")
+        Image.fromarray(np.repeat(mask[..., None] * 250, 3, axis=2)).save(root / "train" / "images" / f"{index}.png")
+    return root
+
+
+@pytest.mark.parametrize("scale", [None, (0.6, 1.4)])
+def test_augmentation_keeps_image_and_mask_aligned(tmp_path: Path, scale) -> None:
+    scan = scan_folder(_encoded_folder(tmp_path / "d"))
+    augment = Augment(scale=scale, brightness=0, contrast=0)
+    dataset = make_dataset(
+        scan.train, size=(32, 32), normalization=RAW, batch_size=4, training=True, augment=augment, epochs=4
+    )
+    pure = 0
+    for images, labels in _batches(dataset):
+        value = images[..., 0]
+        np.testing.assert_array_equal(images[..., 0], images[..., 2])
+        assert (labels[value < 0.5] == 0).all() and (labels[value > 249.5] == 1).all()
+        pure += int(((value < 0.5) | (value > 249.5)).sum())
+        if scale is None:  # pure crops, flips and rotations: every pixel agrees
+            np.testing.assert_array_equal(value, labels * 250.0)
+    assert pure > 0.8 * 4 * 4 * 32 * 32
+
+
+def test_augmentation_changes_the_geometry(tmp_path: Path) -> None:
+    scan = scan_folder(_encoded_folder(tmp_path / "d", count=1))
+    plain = Augment(flips=False, rot90=False, scale=None, brightness=0, contrast=0)
+    options = {"size": (48, 48), "normalization": RAW, "batch_size": 1, "training": True, "epochs": 12}
+    fixed = {y.tobytes() for _, y in _batches(make_dataset(scan.train, augment=plain, **options))}
+    turned = {y.tobytes() for _, y in _batches(make_dataset(scan.train, augment=Augment(scale=None), **options))}
+    assert len(turned) > len(fixed)
+
+
+def test_brightness_and_contrast_change_the_image_only(tmp_path: Path) -> None:
+    scan = scan_folder(_encoded_folder(tmp_path / "d", count=2))
+    options = {"size": (48, 48), "normalization": RAW, "batch_size": 2, "training": True, "epochs": 1}
+    geometry = {"flips": False, "rot90": False, "scale": None}
+    plain = _batches(make_dataset(scan.train, augment=Augment(**geometry, brightness=0, contrast=0), **options))
+    lit = _batches(make_dataset(scan.train, augment=Augment(**geometry, brightness=5, contrast=0.5), **options))
+    np.testing.assert_array_equal(plain[0][1], lit[0][1])
+    assert not np.allclose(plain[0][0], lit[0][0])
+
+
+def test_multiband_geotiff_is_normalised(tmp_path: Path) -> None:
+    scan = scan_folder(write_mask_folder(tmp_path / "d", train=3, test=2, geotiff_bands=5))
+    normalization = normalization_for(scan)
+    dataset = make_dataset(scan.test, size=(64, 64), normalization=normalization, batch_size=2, training=False, bands=5)
+    (images, labels), *_ = _batches(dataset)
+    raw = read_input(scan.test[0].image).astype(np.float64)
+    expected = (raw - np.array(normalization.mean)) / np.array(normalization.std)
+    np.testing.assert_allclose(images[0], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(labels[0], read_label(scan.test[0].mask))
+    training = make_dataset(
+        scan.train, size=(32, 32), normalization=normalization, batch_size=3, training=True, bands=5, epochs=2
+    )
+    stacked = np.concatenate([x for x, _ in _batches(training)]).reshape(-1, 5)
+    assert np.abs(stacked.mean(axis=0)).max() < 0.5 and 0.5 < stacked.std(axis=0).min() < 1.5
+
+
+def test_binary_255_masks_become_0_and_1(tmp_path: Path) -> None:
+    scan = scan_folder(write_mask_folder(tmp_path / "d", train=4, test=2, binary_255=True))
+    for training in (True, False):
+        dataset = make_dataset(
+            scan.train, size=(32, 32), normalization=normalization_for(scan), batch_size=2, training=training,
+            mask_scale=scan.mask_scale,
+        )  # fmt: skip
+        labels = np.concatenate([y for _, y in _batches(dataset)])
+        assert set(np.unique(labels)) == {0, 1}
+
+
+def test_evaluation_modes(tmp_path: Path) -> None:
+    scan = scan_folder(write_mask_folder(tmp_path / "d", train=2, test=3, size=(64, 96)))
+    options = {"normalization": RAW, "batch_size": 4, "training": False}
+    tiles = _batches(make_dataset(scan.test, size=(32, 64), **options))
+    assert [len(x) for x, _ in tiles] == [4, 4, 4]  # 2 x 2 windows per image: the last two overlap by 32 columns
+    image, label = read_input(scan.test[0].image), read_label(scan.test[0].mask)
+    np.testing.assert_array_equal(tiles[0][0][1], image[:32, 32:96])
+    np.testing.assert_array_equal(tiles[0][1][2], label[32:, :64])
+    (center, center_labels), *_ = _batches(make_dataset(scan.test, size=(32, 32), eval_mode="center", **options))
+    np.testing.assert_array_equal(center[0], image[16:48, 32:64])
+    np.testing.assert_array_equal(center_labels[0], label[16:48, 32:64])
+    (small, small_labels), *_ = _batches(make_dataset(scan.test, size=(32, 48), eval_mode="resize", **options))
+    assert small.shape == (3, 32, 48, 3) and set(np.unique(small_labels)) <= set(np.unique(label)) | {0}
+    (big, _), *_ = _batches(make_dataset(scan.test, size=(128, 128), eval_mode="center", **options))
+    assert big.shape == (3, 128, 128, 3)  # resized up to cover 128 x 128, then cropped
+    with pytest.raises(OptionError):
+        make_dataset(scan.test, size=(32, 32), eval_mode="zoom", **options)
+
+
+def _write_rgb_variants(folder: Path, rgb: np.ndarray) -> list[Path]:
+    folder.mkdir(parents=True)
+    grey = rgb.mean(axis=2).astype(np.uint8)
+    alpha = np.full(grey.shape, 128, np.uint8)
+    files = {
+        "rgb.png": Image.fromarray(rgb),
+        "rgba.png": Image.fromarray(np.dstack([rgb, alpha])),
+        "grey.png": Image.fromarray(grey),
+        "grey_alpha.png": Image.fromarray(np.dstack([grey, alpha])).convert("LA"),
+        "palette.png": Image.fromarray(rgb).quantize(16),
+        "photo.jpg": Image.fromarray(rgb),
+        "grey.jpg": Image.fromarray(grey),
+    }
+    for name, image in files.items():
+        image.save(folder / name)
+    return [folder / name for name in files]
+
+
+def test_graph_decoding_agrees_with_the_python_reader(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    files = _write_rgb_variants(tmp_path / "images", rgb)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(mask)
+    graph = [Sample(f, mask, "test") for f in files]
+    python = [Sample(f, mask, "test", image_reader="python") for f in files]
+    options = {"size": (32, 32), "normalization": RAW, "batch_size": len(files), "training": False}
+    (from_graph, _), *_ = _batches(make_dataset(graph, **options))
+    (from_python, _), *_ = _batches(make_dataset(python, **options))
+    for index, file in enumerate(files):
+        truth = np.asarray(Image.open(file).convert("RGB"), np.float32)
+        np.testing.assert_array_equal(from_python[index], read_input(file).astype(np.float32))
+        if file.suffix == ".jpg":  # libjpeg builds differ slightly in chroma upsampling (worst on pure noise)
+            assert np.abs(from_graph[index] - truth).mean() < 1.0 and np.abs(from_graph[index] - truth).max() <= 6
+            continue
+        np.testing.assert_array_equal(from_graph[index], truth, err_msg=file.name)
+        np.testing.assert_array_equal(from_graph[index], from_python[index], err_msg=file.name)
+
+
+def test_mixed_mask_readers_in_one_dataset(tmp_path: Path) -> None:
+    root = write_mask_folder(tmp_path / "d", train=4, test=0, classes=3)
+    masks = sorted((root / "train" / "masks").iterdir())
+    labels = [np.asarray(Image.open(m)) for m in masks]
+    Image.fromarray(labels[1].astype(np.uint16)).save(masks[1])
+    palette = Image.new("P", (64, 64))
+    palette.putdata(labels[2].ravel().tolist())
+    palette.putpalette([0, 0, 0, 200, 0, 0, 0, 200, 0] + [0] * 759)
+    palette.save(masks[2])
+    scan = scan_folder(root)
+    assert sorted({s.mask_reader for s in scan.train}) == ["png16", "png8", "python"]
+    dataset = make_dataset(scan.train, size=(64, 64), normalization=RAW, batch_size=4, training=False, classes=3)
+    (_, decoded), *_ = _batches(dataset)
+    np.testing.assert_array_equal(decoded, np.stack(labels).astype(np.int32))
+
+
+def test_option_errors(tmp_path: Path) -> None:
+    scan = scan_folder(write_mask_folder(tmp_path / "d", train=3, test=0))
+    options = {"size": (32, 32), "normalization": RAW, "training": True}
+    with pytest.raises(OptionError):
+        make_dataset(scan.train, batch_size=4, **options)
+    with pytest.raises(OptionError):
+        make_dataset(scan.train, batch_size=2, epochs=2, start_epoch=2, **options)
+    with pytest.raises(OptionError):
+        make_dataset([], batch_size=2, **options)
+    with pytest.raises(OptionError):
+        Augment(scale=(1.2, 0.8))
+    assert Augment.from_dict(Augment(scale=None, brightness=0.2).to_dict()) == Augment(scale=None, brightness=0.2)
