@@ -14,6 +14,9 @@ from seg import cli_options as opt
 from seg.cli_annotate import annotate, pull_dataset
 from seg.cli_collect import collect
 from seg.cli_curate import curate
+from seg.cli_evaluate import evaluate
+from seg.cli_predict import predict
+from seg.cli_train import train_command
 from seg.formats import FORMATS
 
 logger = logging.getLogger("seg")
@@ -261,6 +264,9 @@ def demo(out, overwrite, use_label_studio, url, api_key, timeout):
 cli.add_command(annotate)
 cli.add_command(collect)
 cli.add_command(curate)
+cli.add_command(train_command)
+cli.add_command(predict)
+cli.add_command(evaluate)
 
 
 def main() -> None:
