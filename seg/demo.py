@@ -5,9 +5,11 @@ Steps: build the sample (:func:`seg.sample.build_sample`), collect its images ov
 the downloader drops), cut its SAS.Planet cache into georeferenced chips and put
 its true footprints (GeoJSON) on them, read its COCO file into a Dataset, read its VIA project and
 Label Studio export and check that they hold the same objects, save the Dataset folder, curate it (keep the best
-images, which drops the images with planted errors, with an HTML report), export class-index mask PNGs
-with a train/val split, and write COCO and Kaggle CSV files of the same objects. With a Label Studio server configured,
-push the sample's images with the COCO objects as pre-annotations and pull them back.
+images, which drops the images with planted errors, with an HTML report), export the curated images as class-index
+mask PNGs with a train/test split, train a small U-Net on them for a few epochs on the CPU, predict the test images
+and the 512-pixel chips (sliding window) with overlays, evaluate on the test split, and write COCO and Kaggle CSV files
+of the objects. With a Label Studio server configured, push the sample's images with the COCO objects as
+pre-annotations and pull them back.
 
 Layout of ``out``::
 
@@ -17,7 +19,11 @@ Layout of ``out``::
     footprints/    the sample's true footprints rasterized onto those chips (a Dataset folder)
     dataset/       seg's Dataset folder (images.parquet, objects.parquet, categories.json)
     curated/       the best images by ``seg curate`` (the planted errors dropped): Dataset, scores, report.html
-    masks/         images + single-channel class-index PNG masks, in train/ and test/ (80/20)
+    masks/         the curated images + single-channel class-index PNG masks, in train/ and test/ (80/20)
+    run/           the trained U-Net: run.json, log.csv, checkpoints/ (``seg train``)
+    predictions/   masks, overlays, index.html and a predictions Dataset for the test images (``seg predict``)
+    chip-predictions/  the same for the 512 x 512 GeoTIFF chips, predicted with a sliding window
+    evaluation/    metrics.json and confusion.png on the test split (``seg evaluate``)
     coco.json      COCO instances written back from the Dataset
     kaggle.csv     Kaggle EncodedPixels CSV
 """
@@ -48,6 +54,10 @@ OUTPUTS = {
     "dataset": "dataset",
     "curated": "curated",
     "masks": "masks",
+    "run": "run",
+    "predictions": "predictions",
+    "chip_predictions": "chip-predictions",
+    "evaluation": "evaluation",
     "coco": "coco.json",
     "kaggle": "kaggle.csv",
 }
@@ -57,6 +67,8 @@ CHIP = 512
 DEMO_PROJECT = "seg demo sample"
 #: Share of images in the validation split of the mask export, and its seed.
 VAL_SPLIT, SPLIT_SEED = 0.2, 0
+#: The demo's model: a small U-Net trained on 128-pixel crops of the 256-pixel images, on the CPU in two minutes.
+TRAIN = {"architecture": "unet_small", "encoder": None, "size": (128, 128), "epochs": 24, "batch_size": 4}
 
 
 def run_demo(
@@ -65,6 +77,7 @@ def run_demo(
     overwrite: bool = False,
     progress: Callable[[Iterable], Iterable] | None = None,
     label_studio: tuple[str, str] | None = None,
+    train: bool = True,
 ) -> dict:
     """Run the whole flow on the embedded sample and say where everything went.
 
@@ -73,6 +86,7 @@ def run_demo(
         overwrite: rebuild and replace earlier demo outputs in ``out``.
         progress: wraps long loops (e.g. tqdm); None shows nothing.
         label_studio: ``(url, api_key)`` of a Label Studio server to push the sample to and pull it back from.
+        train: train, predict and evaluate (the slow part); without it the demo stops at the masks.
 
     Returns:
         Paths of everything written (``sample``, ``cache``, ``annotations`` (coco, via, labelstudio),
@@ -95,7 +109,7 @@ def run_demo(
             raise OutputExistsError("demo output exists; pass --overwrite to replace it", path=existing[0])
 
     import seg
-    from seg.dataset.store import save_dataset
+    from seg.dataset.store import load_dataset, save_dataset
     from seg.sample import build_sample
 
     logger.info("building the sample in %s", paths["sample"])
@@ -114,11 +128,18 @@ def run_demo(
     curated = curate_sample(dataset, info, paths["curated"], overwrite=overwrite, progress=progress)
     reports = {
         "masks": seg.write(
-            dataset, paths["masks"], "masks", split=VAL_SPLIT, seed=SPLIT_SEED, overwrite=overwrite, progress=progress
+            load_dataset(curated["dataset"]),
+            paths["masks"],
+            "masks",
+            split=VAL_SPLIT,
+            seed=SPLIT_SEED,
+            overwrite=overwrite,
+            progress=progress,
         ),
         "coco": seg.write(dataset, paths["coco"], "coco", overwrite=overwrite, progress=progress),
         "kaggle": seg.write(dataset, paths["kaggle"], "kaggle", overwrite=overwrite, progress=progress),
     }
+    model = train_sample(paths, Path(chips["chips"]), overwrite=overwrite, progress=progress) if train else None
     planted: dict[str, int] = {}
     for error in info.planted:
         planted[error["kind"]] = planted.get(error["kind"], 0) + 1
@@ -137,8 +158,37 @@ def run_demo(
         "downloads": downloads,
         "curated": curated,
         "chips": chips,
+        "model": model,
         "annotation_tools": tools,
         "reports": reports,
+    }
+
+
+def train_sample(paths: dict[str, Path], chips: Path, *, overwrite: bool, progress: Progress = None) -> dict:
+    """Train the demo's U-Net on the curated masks, predict the test images and the chips, and evaluate it."""
+    from seg.train.evaluate import evaluate_run
+    from seg.train.fit import TrainConfig, train
+    from seg.train.predict import predict_images
+
+    config = TrainConfig(data=paths["masks"], out=paths["run"], encoder_weights=None, seed=SPLIT_SEED, **TRAIN)
+    info = train(config, overwrite=overwrite, notes=logger.info)
+    test_images = paths["masks"] / "test" / "images"
+    predictions = predict_images(
+        paths["run"], test_images, paths["predictions"], overwrite=overwrite, progress=progress
+    )
+    on_chips = predict_images(
+        paths["run"], chips / "images", paths["chip_predictions"], overwrite=overwrite, progress=progress
+    )
+    metrics = evaluate_run(paths["run"], paths["masks"], paths["evaluation"], overwrite=overwrite, progress=progress)
+    return {
+        "run": str(paths["run"]),
+        "epochs": info.epochs_done,
+        "best": info.best,
+        "predictions": str(paths["predictions"] / "index.html"),
+        "predicted_objects": predictions["objects"],
+        "chip_predictions": str(paths["chip_predictions"] / "index.html"),
+        "chip_objects": on_chips["objects"],
+        "evaluation": {k: metrics[k] for k in ("out", "images", "mean_iou", "per_class_iou", "pixel_accuracy")},
     }
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 import seg
 from seg.dataset.store import load_dataset
-from seg.demo import run_demo
+from seg.demo import CHIP, TRAIN, run_demo
 from seg.errors import OutputExistsError
 
 KINDS = {"shifted", "missing", "self_intersecting", "wrong_class", "duplicate"}
@@ -96,11 +96,12 @@ def test_masks_are_single_channel_class_index_pngs(demo: tuple[Path, dict]) -> N
     root = Path(report["masks"])
     assert json.loads((root / "classes.json").read_text()) == {"0": "background", "1": "building", "2": "road"}
     masks = sorted(root.glob("*/masks/*.png"))
-    assert len(masks) == report["images"]
+    kept = report["curated"]["kept_images"]  # the masks are the curated images'
+    assert len(masks) == kept
     assert {p.parent.parent.name for p in masks} == {"train", "test"}
-    assert len(list(root.glob("test/masks/*.png"))) == round(0.2 * report["images"])
+    assert len(list(root.glob("test/masks/*.png"))) == round(0.2 * kept)
 
-    ds = load_dataset(report["dataset"])
+    ds = load_dataset(report["curated"]["dataset"])
     index = ds.class_index()
     by_name = {
         Path(name).stem: image_id for image_id, name in zip(ds.images["image_id"], ds.images["file_name"], strict=True)
@@ -149,19 +150,43 @@ def test_one_existing_output_is_enough_to_refuse_before_writing(tmp_path: Path) 
     assert (tmp_path / "kaggle.csv").read_text() == "mine"
 
 
-def test_demo_reads_the_via_and_label_studio_files_of_the_same_objects(tmp_path):
-    tools = run_demo(tmp_path / "demo")["annotation_tools"]
+def test_demo_reads_the_via_and_label_studio_files_of_the_same_objects(demo: tuple[Path, dict]) -> None:
+    tools = demo[1]["annotation_tools"]
     for name in ("via", "labelstudio"):
         # all but the courtyard building, whose hole a VIA or Label Studio polygon in the sample does not hold
         assert tools[name]["objects"] == 666 and tools[name]["differ"] == 1, tools[name]
 
 
-def test_demo_starts_from_the_sample_cache(tmp_path):
-    report = run_demo(tmp_path / "demo")
-    chips = report["chips"]
+def test_demo_starts_from_the_sample_cache(demo: tuple[Path, dict]) -> None:
+    chips = demo[1]["chips"]
     assert chips["written"] == 9  # the 6 x 6 block of 256-pixel tiles in 512-pixel chips
     labelled = load_dataset(chips["footprints"])
     assert len(labelled.images) == 9 and len(labelled.objects) == chips["objects_on_chips"] > 500
     assert set(labelled.category_names) == {"building", "road"}
     for path in labelled.image_paths():
         assert path.suffix == ".tif" and path.is_file()
+
+
+def test_demo_trains_predicts_and_evaluates_a_model(demo: tuple[Path, dict]) -> None:
+    out, report = demo
+    model = report["model"]
+    run = json.loads((out / "run" / "run.json").read_text())
+    assert run["epochs_done"] == model["epochs"] == TRAIN["epochs"]
+    assert run["classes"] == ["background", "building", "road"]
+    assert (out / "run" / "checkpoints" / "best.weights.h5").is_file()
+    # seeded and deterministic on the CPU; the floor leaves room for other CPUs' arithmetic
+    evaluation = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert evaluation["mean_iou"] == model["evaluation"]["mean_iou"] > 0.6
+    assert evaluation["images"] == len(list((out / "masks" / "test" / "images").iterdir()))
+    assert (out / "evaluation" / "confusion.png").is_file()
+    predicted = sorted((out / "predictions" / "masks").glob("*.png"))
+    assert [p.stem for p in predicted] == sorted(p.stem for p in (out / "masks" / "test" / "images").iterdir())
+    predictions = load_dataset(out / "predictions" / "dataset")
+    assert len(predictions.objects) == model["predicted_objects"] > 0
+    assert predictions.objects["score"].between(0, 1).all()
+    chips = sorted((out / "chip-predictions" / "masks").glob("*.png"))
+    assert len(chips) == report["chips"]["written"]
+    with Image.open(chips[0]) as chip:
+        assert chip.size == (CHIP, CHIP)  # larger than the 128-pixel training crops: the sliding window
+    for page in (model["predictions"], model["chip_predictions"]):
+        assert Path(page).read_text().startswith("<!DOCTYPE html>")
