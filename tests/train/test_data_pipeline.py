@@ -240,3 +240,135 @@ def test_option_errors(tmp_path: Path) -> None:
     with pytest.raises(OptionError):
         Augment(scale=(1.2, 0.8))
     assert Augment.from_dict(Augment(scale=None, brightness=0.2).to_dict()) == Augment(scale=None, brightness=0.2)
+
+
+def _rgb_and_geotiff(tmp_path: Path, kind: str):
+    if kind == "rgb":
+        return scan_folder(write_mask_folder(tmp_path / "d", train=5, test=3, size=(64, 80)))
+    return scan_folder(write_mask_folder(tmp_path / "d", train=5, test=3, size=(64, 80), geotiff_bands=5))
+
+
+@pytest.mark.parametrize("kind", ["rgb", "geotiff"])
+def test_memory_and_files_give_identical_batches(tmp_path: Path, kind: str) -> None:
+    scan = _rgb_and_geotiff(tmp_path, kind)
+    common = {"size": (32, 32), "normalization": normalization_for(scan), "bands": scan.bands, "classes": 3}
+    train = {**common, "batch_size": 2, "training": True, "seed": 3, "augment": Augment(), "epochs": 3}
+    from_files = _batches(make_dataset(scan.train, cache=False, **train))
+    in_memory = _batches(make_dataset(scan.train, cache=True, **train))
+    resumed = _batches(make_dataset(scan.train, cache=True, start_epoch=2, **train))
+    assert len(from_files) == len(in_memory) == 3 * 2 and len(resumed) == 2
+    for (x, y), (x2, y2) in zip(from_files, in_memory, strict=True):
+        np.testing.assert_array_equal(x, x2)  # bit for bit
+        np.testing.assert_array_equal(y, y2)
+    for (x, y), (x2, y2) in zip(from_files[4:], resumed, strict=True):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    for mode in ("tiles", "resize"):
+        evaluation = {**common, "batch_size": 4, "training": False, "eval_mode": mode}
+        files = _batches(make_dataset(scan.test, cache=False, **evaluation))
+        memory = _batches(make_dataset(scan.test, cache=True, **evaluation))
+        assert len(files) == len(memory) > 0
+        for (x, y), (x2, y2) in zip(files, memory, strict=True):
+            np.testing.assert_array_equal(x, x2)
+            np.testing.assert_array_equal(y, y2)
+
+
+def test_memory_keeps_the_stored_dtype(tmp_path: Path) -> None:
+    from seg.train.data.decode import image_dtype
+    from seg.train.data.memory import decoded_bytes, mask_dtype, stored_images
+
+    rgb = scan_folder(write_mask_folder(tmp_path / "rgb", train=3, test=0, size=(64, 80)))
+    tif = scan_folder(write_mask_folder(tmp_path / "tif", train=3, test=0, size=(64, 80), geotiff_bands=5))
+    for scan, dtype, itemsize in ((rgb, "uint8", 1), (tif, "uint16", 2)):
+        images = stored_images(scan.train)
+        assert {(i.height, i.width, i.bands, i.dtype) for i in images} == {(64, 80, scan.bands, dtype)}
+        assert image_dtype(i.dtype for i in images) == dtype
+        assert decoded_bytes(images, dtype, mask_dtype(3, ["png8"])) == 3 * 64 * 80 * (scan.bands * itemsize + 1)
+    assert image_dtype(["uint8", "uint16"]) == "uint16" and image_dtype(["uint32"]) == "float32"
+    assert mask_dtype(3, ["python"]) == "uint8" and mask_dtype(None, ["png8", "png16"]) == "uint16"
+    assert mask_dtype(None, ["python"]) == "int32" and mask_dtype(300, ["png16"]) == "uint16"
+
+
+def test_memory_holds_the_pixels(tmp_path: Path) -> None:
+    scan = scan_folder(write_mask_folder(tmp_path / "d", train=4, test=0))
+    options = {"size": (32, 32), "normalization": RAW, "batch_size": 2, "training": True, "augment": Augment()}
+    before = _batches(make_dataset(scan.train, cache=True, **options))
+    in_memory = make_dataset(scan.train, cache=True, **options)
+    from_files = make_dataset(scan.train, cache=False, **options)
+    for sample in scan.train:
+        sample.image.unlink()
+    after = _batches(in_memory)
+    for (x, y), (x2, y2) in zip(before, after, strict=True):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    import tensorflow as tf
+
+    with pytest.raises(tf.errors.NotFoundError):
+        _batches(from_files)
+
+
+def test_cache_choice(tmp_path: Path) -> None:
+    from seg.train.data.memory import MAX_MEMORY, hold_in_memory, memory_budget
+
+    assert 0 < memory_budget() <= MAX_MEMORY
+    assert hold_in_memory("auto", 99, budget=100) and not hold_in_memory("auto", 100, budget=100)
+    assert hold_in_memory(True, 10**15) and not hold_in_memory(False, 1)
+    assert hold_in_memory("auto", 1) and not hold_in_memory("auto", MAX_MEMORY)
+    scan = scan_folder(write_mask_folder(tmp_path / "d", train=2, test=0))
+    for bad in ("yes", 1, None):
+        with pytest.raises(OptionError):
+            make_dataset(scan.train, size=(32, 32), normalization=RAW, batch_size=2, training=False, cache=bad)
+
+
+def test_images_of_different_sizes(tmp_path: Path) -> None:
+    small = scan_folder(write_mask_folder(tmp_path / "a", train=3, test=0, size=(48, 40), seed=1))
+    large = scan_folder(write_mask_folder(tmp_path / "b", train=3, test=0, size=(64, 96), seed=2))
+    samples = [s for pair in zip(small.train, large.train, strict=True) for s in pair]
+    train = {
+        "size": (32, 32),
+        "normalization": RAW,
+        "batch_size": 3,
+        "training": True,
+        "augment": Augment(),
+        "epochs": 2,
+    }
+    files, memory = (_batches(make_dataset(samples, cache=c, **train)) for c in (False, True))
+    for (x, y), (x2, y2) in zip(files, memory, strict=True):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    evaluation = {"size": (32, 32), "normalization": RAW, "batch_size": 50, "training": False}
+    (tiles, labels), *_ = _batches(make_dataset(samples, cache=True, **evaluation))
+    assert len(tiles) == 3 * (2 * 2) + 3 * (2 * 3)  # 48x40 -> 2 x 2 windows, 64x96 -> 2 x 3
+    np.testing.assert_array_equal(tiles[0], read_input(samples[0].image)[:32, :32])
+    np.testing.assert_array_equal(tiles[4 + 4], read_input(samples[1].image)[32:, 32:64])
+    np.testing.assert_array_equal(labels[4 + 4], read_label(samples[1].mask)[32:, 32:64])
+
+
+def test_resized_labels_are_nearest_neighbours(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    scan = scan_folder(write_mask_folder(tmp_path / "d", train=2, test=2, size=(64, 96), classes=4))
+    for size in ((40, 56), (100, 130), (64, 96)):
+        dataset = make_dataset(
+            scan.test, size=size, normalization=RAW, batch_size=2, training=False, eval_mode="resize"
+        )
+        (_, labels), *_ = _batches(dataset)
+        for index, sample in enumerate(scan.test):
+            expected = tf.image.resize(read_label(sample.mask)[..., None], size, method="nearest")[..., 0]
+            np.testing.assert_array_equal(labels[index], expected.numpy())
+
+
+def test_mask_value_not_a_class(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    from seg.errors import ValidationError
+
+    root = write_mask_folder(tmp_path / "d", train=3, test=0, classes=3)
+    samples = scan_folder(root).train
+    Image.fromarray(np.full((64, 64), 7, np.uint8)).save(samples[1].mask)
+    options = {"size": (32, 32), "normalization": RAW, "batch_size": 3, "training": False, "classes": 3}
+    with pytest.raises(ValidationError) as error:
+        make_dataset(samples, cache=True, **options)
+    assert error.value.path == str(samples[1].mask) and error.value.actual == 7
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        _batches(make_dataset(samples, cache=False, **options))

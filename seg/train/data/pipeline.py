@@ -8,18 +8,31 @@ run resumed at epoch ``k`` sees exactly the batches the uninterrupted run would 
 
 Give Keras the stream with ``steps_per_epoch=steps_per_epoch(len(samples), batch_size)`` (it then keeps one iterator
 across epochs), and ``initial_epoch=start_epoch``.
+
+Each image and mask is decoded once and held in memory when the decoded set fits (``cache``, see
+:mod:`seg.train.data.memory`); otherwise each is decoded from its file every time it is used. Both give the same
+batches, bit for bit: the in-memory pixels come from the same decoders, and each step's work (crop, flips and turns on
+the stored pixels, resize to float32, normalisation) is the same graph.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from seg.errors import OptionError, SegError
+from seg.errors import OptionError, SegError, ValidationError
 from seg.train.data.augment import Augment
+from seg.train.data.memory import (
+    StoredImage,
+    check_cache,
+    decoded_bytes,
+    hold_in_memory,
+    mask_dtype,
+    stored_images,
+)
 from seg.train.data.probe import image_header, mask_reader
 from seg.train.data.scan import Sample
 from seg.train.keras_env import has_tensorflow
@@ -71,6 +84,7 @@ def make_dataset(
     bands: int = 3,
     eval_mode: str = "tiles",
     classes: int | Sequence[str] | None = None,
+    cache: bool | str = "auto",
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(images, labels)``: float32 (B, H, W, bands) normalised images and int32 (B, H, W)
     class indices.
@@ -90,11 +104,19 @@ def make_dataset(
         bands: image bands (the scan's ``bands``).
         eval_mode: one of :data:`~seg.train.data.transforms.EVAL_MODES` (``tiles``: every pixel once at its own
             scale, ``center``, ``resize``).
-        classes: the class count or names: when given, a label at or above the count stops the iteration with an
-            error (the scan already checks every mask; this guards hand-made sample lists).
+        classes: the class count or names: when given, a label at or above the count is an error (the scan already
+            checks every mask; this guards hand-made sample lists): raised here when the masks are decoded into
+            memory, else when the iteration reaches it.
+        cache: ``"auto"``: decode every image and mask once, here, and hold them in memory when they take less than
+            :func:`~seg.train.data.memory.memory_budget` (the smaller of 2 GiB and a quarter of the memory), else
+            decode each from its file every time it is used; ``True``: in memory whatever the size; ``False``: from
+            the files. The batches are the same either way.
 
     Raises:
-        OptionError: a bad size, batch size, epoch range or eval mode.
+        OptionError: a bad size, batch size, epoch range, eval mode or cache choice.
+        ValidationError: an image with another band count than ``bands``; with the samples in memory, a mask value
+            that is not a class.
+        ImageError: a file that is not an image.
         SegError: TensorFlow is not installed.
     """
     if not has_tensorflow():
@@ -104,29 +126,12 @@ def make_dataset(
     import tensorflow as tf
 
     from seg.train.data import transforms
-    from seg.train.data.decode import decode_image, decode_mask
 
     _check_options(samples, size, batch_size, epochs, start_epoch, eval_mode, training)
+    check_cache(cache)
     size = (int(size[0]), int(size[1]))
     count = classes if isinstance(classes, int) or classes is None else len(classes)
-    image_readers, image_codes = _readers([_image_reader(s) for s in samples])
-    mask_readers, mask_codes = _readers([_mask_reader(s) for s in samples])
-    table = (
-        tf.constant([str(s.image) for s in samples]),
-        tf.constant(image_codes, tf.int32),
-        tf.constant([str(s.mask) for s in samples]),
-        tf.constant(mask_codes, tf.int32),
-    )
-
-    def load(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image_path, image_code, mask_path, mask_code = (tf.gather(column, index) for column in table)
-        image = decode_image(image_path, image_code, image_readers, bands)
-        mask = decode_mask(mask_path, mask_code, mask_readers, mask_scale)
-        if count is not None:
-            check = tf.debugging.assert_less(mask, count, message=f"mask value is not a class (expected < {count})")
-            with tf.control_dependencies([check]):
-                mask = tf.identity(mask)
-        return image, mask
+    load = _loader(samples, bands=bands, mask_scale=mask_scale, classes=count, cache=cache)
 
     autotune = tf.data.AUTOTUNE
     if training:
@@ -154,6 +159,50 @@ def make_dataset(
         dataset = dataset.map(eval_element, num_parallel_calls=autotune, deterministic=True).unbatch()
         dataset = dataset.batch(batch_size, num_parallel_calls=autotune, deterministic=True)
     return dataset.prefetch(autotune)
+
+
+def _loader(
+    samples: Sequence[Sample], *, bands: int, mask_scale: int, classes: int | None, cache: bool | str
+) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    """``load(index) -> (image, mask)``, graph code: the sample's image in its stored dtype (the samples' common one)
+    and its mask (H, W, 1), read from memory when the decoded samples are held there, else decoded from the files."""
+    import tensorflow as tf
+
+    from seg.train.data.decode import decode_image, decode_mask, image_dtype
+    from seg.train.data.memory import DecodedSamples
+
+    images = stored_images(samples)
+    _check_bands(samples, images, bands)
+    dtype = image_dtype(i.dtype for i in images)
+    image_readers, image_codes = _readers([_image_reader(s) for s in samples])
+    mask_readers, mask_codes = _readers([_mask_reader(s) for s in samples])
+    table = (
+        tf.constant([str(s.image) for s in samples]),
+        tf.constant(image_codes, tf.int32),
+        tf.constant([str(s.mask) for s in samples]),
+        tf.constant(mask_codes, tf.int32),
+    )
+
+    def decode(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image_path, image_code, mask_path, mask_code = (tf.gather(column, index) for column in table)
+        image = decode_image(image_path, image_code, image_readers, bands, dtype)
+        return image, decode_mask(mask_path, mask_code, mask_readers, mask_scale)
+
+    masks = mask_dtype(classes, mask_readers)
+    if hold_in_memory(cache, decoded_bytes(images, dtype, masks)):
+        memory = DecodedSamples(samples, images, dtype, masks)
+        memory.fill(decode, classes=classes)
+        return memory.read
+
+    def decode_checked(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image, mask = decode(index)
+        if classes is not None:
+            check = tf.debugging.assert_less(mask, classes, message=f"mask value is not a class (expected < {classes})")
+            with tf.control_dependencies([check]):
+                mask = tf.identity(mask)
+        return image, mask
+
+    return decode_checked
 
 
 def _training_order(n_samples: int, batch_size: int, seed: int, start_epoch: int, epochs: int) -> tf.data.Dataset:
@@ -198,6 +247,14 @@ def _check_options(
             )
     elif batch_size < 1:
         raise OptionError("batch size must be positive", expected=">= 1", actual=batch_size)
+
+
+def _check_bands(samples: Sequence[Sample], images: list[StoredImage], bands: int) -> None:
+    for sample, image in zip(samples, images, strict=True):
+        if image.bands != bands:
+            raise ValidationError(
+                "image has another band count", path=sample.image, expected=f"{bands} bands", actual=image.bands
+            )
 
 
 def _image_reader(sample: Sample) -> str:
