@@ -256,6 +256,9 @@ def demo(out, overwrite, use_label_studio, no_train, url, api_key, timeout):
     Example:
       seg demo -o demo-output --overwrite
     """
+    from seg.train.native_logs import filter_native_logs
+
+    filter_native_logs()
     from seg.demo import run_demo
 
     server = (url, api_key) if use_label_studio or api_key else None

@@ -30,6 +30,9 @@ def evaluate(run, data, out, split, weights, overlap, batch_size, overwrite):
     Example:
       seg evaluate runs/unet masks/ --split test
     """
+    from seg.train.native_logs import filter_native_logs
+
+    filter_native_logs()
     from seg.train.evaluate import evaluate_run
 
     metrics = evaluate_run(

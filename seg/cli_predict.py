@@ -43,6 +43,9 @@ def predict(run, images, out, weights, overlap, batch_size, min_area, on_error, 
       seg predict runs/unet tiles/ -o predictions/
       seg curate masks/ --predictions predictions/dataset --top 100 -o curated/
     """
+    from seg.train.native_logs import filter_native_logs
+
+    filter_native_logs()
     from seg.train.predict import predict_images
 
     summary = predict_images(

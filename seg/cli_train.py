@@ -112,6 +112,9 @@ def train_command(data, out, resume, overwrite, **options):
       seg train --resume -o runs/unet              # after an interruption
       seg train --resume --epochs 50 -o runs/unet  # train longer
     """
+    from seg.train.native_logs import filter_native_logs
+
+    filter_native_logs()
     from seg.train.fit import TrainConfig, summary, train
     from seg.train.run import read_run_info
 
