@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import click
 
+from seg import cli_options as opt
 from seg.train.fit import MIXED_PRECISION
 from seg.train.models import ARCHITECTURES, ENCODERS
 
@@ -16,19 +17,13 @@ LOSSES = ("ce", "dice", "focal", "ce+dice")
 
 
 def parse_hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    """``HxW`` (height first, as the model's input shape) to ``(height, width)``."""
-    if value is None:
+    """``WIDTHxHEIGHT`` (as ``--image-size`` elsewhere) to the model's ``(height, width)``, multiples of 32."""
+    size = opt.parse_size(ctx, param, value)
+    if size is None:
         return None
-    height, sep, width = value.lower().partition("x")
-    try:
-        size = int(height), int(width)
-    except ValueError:
-        size = None
-    if not sep or size is None or min(size) <= 0:
-        raise click.BadParameter(f"expected HEIGHTxWIDTH like 256x256, got {value!r}", ctx=ctx, param=param)
     if size[0] % 32 or size[1] % 32:
-        raise click.BadParameter(f"height and width must be multiples of 32, got {value!r}", ctx=ctx, param=param)
-    return size
+        raise click.BadParameter(f"width and height must be multiples of 32, got {value!r}", ctx=ctx, param=param)
+    return size[1], size[0]
 
 
 def parse_class_weights(ctx: click.Context, param: click.Parameter, value: str | None):
@@ -67,7 +62,7 @@ def _none_word(value: str | None) -> str | None:
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs in all (with --resume: train up to this many).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per step.  [default: 8]")
 @click.option(
-    "--size", callback=parse_hw, metavar="HxW", help="Model input HEIGHTxWIDTH, multiples of 32 (default: the images')."
+    "--size", callback=parse_hw, metavar="WxH", help="Model input WIDTHxHEIGHT, multiples of 32 (default: the images')."
 )
 @click.option("--loss", type=click.Choice(LOSSES), help="Loss.  [default: ce]")
 @click.option(

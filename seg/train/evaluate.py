@@ -53,30 +53,18 @@ def evaluate_run(
     from seg.train.confusion import accumulate, scores
     from seg.train.confusion_plot import plot_confusion
     from seg.train.data import read_label, scan_folder
-    from seg.train.rasters import read_input
+    from seg.train.predict import image_probabilities
     from seg.train.run import load_run
-    from seg.train.sliding import predict_probabilities
 
     out = check_writable(Path(run) / "evaluation" if out is None else out, overwrite)
     loaded = load_run(run, weights)
     info = loaded.info
     scan = scan_folder(data, classes=info.classes)
     samples = _pick(scan, split, data)
-    tile = (info.model.height, info.model.width)
     classes = len(info.classes)
     matrix = np.zeros((classes, classes), np.int64)
     for sample in (progress or iter)(Counted(samples, len(samples))):
-        pixels = read_input(sample.image)
-        if pixels.shape[-1] != info.model.bands:
-            raise ValidationError(
-                "image has another band count than the run was trained on",
-                path=sample.image,
-                expected=info.model.bands,
-                actual=pixels.shape[-1],
-            )
-        probabilities = predict_probabilities(
-            loaded.model, info.normalization.apply(pixels), tile=tile, overlap=overlap, batch_size=batch_size
-        )
+        _, probabilities = image_probabilities(loaded, sample.image, overlap=overlap, batch_size=batch_size)
         truth = read_label(sample.mask, scan.mask_scale)
         matrix = accumulate(matrix, truth, np.argmax(probabilities, axis=-1))
     metrics = scores(matrix, info.classes)

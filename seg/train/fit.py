@@ -209,7 +209,7 @@ def differences(config: TrainConfig, started: TrainConfig) -> list[str]:
 
 def _shown(name: str, value: Any) -> str:
     if name == "size" and value is not None:
-        return f"{value[0]}x{value[1]}"
+        return f"{value[1]}x{value[0]}"  # as --size takes it: WIDTHxHEIGHT
     if name == "augment":
         return "on" if value else "off"
     if name in ("encoder", "encoder_weights", "class_weights") and value is None:

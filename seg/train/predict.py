@@ -338,6 +338,40 @@ def _finished(out: Path, item: InputImage) -> dict | None:
     return record
 
 
+def image_probabilities(
+    loaded: LoadedRun, path: Path, *, overlap: float = 0.25, batch_size: int = 4
+) -> tuple[npt.NDArray, npt.NDArray[np.float32]]:
+    """Read one image, check it against the run, and return its pixels and the model's (H, W, classes) softmax
+    probabilities (a sliding window over images larger than the run's input size)."""
+    from seg.train.rasters import read_input
+    from seg.train.sliding import predict_probabilities
+
+    info = loaded.info
+    pixels = read_input(path)
+    if pixels.shape[-1] != info.model.bands:
+        raise ValidationError(
+            "image has another band count than the run was trained on",
+            path=path,
+            expected=info.model.bands,
+            actual=pixels.shape[-1],
+        )
+    probabilities = predict_probabilities(
+        loaded.model,
+        info.normalization.apply(pixels),
+        tile=(info.model.height, info.model.width),
+        overlap=overlap,
+        batch_size=batch_size,
+    )
+    if probabilities.shape[-1] != len(info.classes):
+        raise ValidationError(
+            "model output does not match the run's classes",
+            path=loaded.path,
+            expected=len(info.classes),
+            actual=probabilities.shape[-1],
+        )
+    return pixels, probabilities
+
+
 class _Predictor:
     """Predicts one image and writes its overlay, objects and mask."""
 
@@ -350,32 +384,10 @@ class _Predictor:
     def predict(self, item: InputImage) -> dict:
         from seg.train.overlays import overlay
         from seg.train.predictions import predicted_objects
-        from seg.train.rasters import read_input
-        from seg.train.sliding import predict_probabilities
 
-        info = self.loaded.info
-        pixels = read_input(item.path)
-        if pixels.shape[-1] != info.model.bands:
-            raise ValidationError(
-                "image has another band count than the run was trained on",
-                path=item.path,
-                expected=info.model.bands,
-                actual=pixels.shape[-1],
-            )
-        probabilities = predict_probabilities(
-            self.loaded.model,
-            info.normalization.apply(pixels),
-            tile=(info.model.height, info.model.width),
-            overlap=self.overlap,
-            batch_size=self.batch_size,
+        pixels, probabilities = image_probabilities(
+            self.loaded, item.path, overlap=self.overlap, batch_size=self.batch_size
         )
-        if probabilities.shape[-1] != len(self.classes):
-            raise ValidationError(
-                "model output does not match the run's classes",
-                path=self.loaded.path,
-                expected=len(self.classes),
-                actual=probabilities.shape[-1],
-            )
         labels = probabilities.argmax(axis=-1)
         height, width = labels.shape
         row: dict[str, Any] = {"image_id": item.image_id, "file_name": item.file_name, "width": width, "height": height}

@@ -21,10 +21,11 @@ from seg.dataset.store import load_dataset
 from seg.errors import ImageError, OptionError, OutputExistsError, ValidationError
 from seg.train.keras_env import import_keras
 from seg.train.predict import predict_images
-from seg.train.run import BEST_WEIGHTS, CHECKPOINTS, LoadedRun, RunInfo, epoch_weights_name, load_run, write_run_info
+from seg.train.run import LoadedRun, RunInfo, load_run
 from seg.train.sliding import predict_probabilities
 from seg.train.spec import ModelSpec, Normalization
 from tests.train.folders import scene, write_mask_folder
+from tests.train.runs import write_untrained_run
 
 CLASSES = ["background", "class1", "class2"]
 SPEC = ModelSpec("unet_small", None, 32, 32, 3, 3)
@@ -33,17 +34,7 @@ SPEC = ModelSpec("unet_small", None, 32, 32, 3, 3)
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A run folder as ``seg train`` leaves it, with untrained but fixed weights."""
-    from seg.train.models import build_model
-
-    keras = import_keras()
-    keras.utils.set_random_seed(0)
-    run = tmp_path_factory.mktemp("run")
-    model = build_model(SPEC, load_encoder_weights=False)
-    (run / CHECKPOINTS).mkdir()
-    model.save_weights(run / CHECKPOINTS / BEST_WEIGHTS)
-    model.save_weights(run / CHECKPOINTS / epoch_weights_name(1))
-    write_run_info(run, RunInfo(SPEC, CLASSES, Normalization.imagenet(), epochs_done=1))
-    return run
+    return write_untrained_run(tmp_path_factory.mktemp("run"), SPEC, CLASSES, seed=0)
 
 
 @pytest.fixture(scope="module")

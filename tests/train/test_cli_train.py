@@ -48,7 +48,7 @@ def test_the_loss_choices_are_the_library_s():
         (["--model", "nope", "--epochs", "1"], "'nope' is not one of"),
         (["--model", "unet_small", "--epochs", "0"], "--epochs"),
         (["--model", "unet_small", "--epochs", "1", "--size", "30x30"], "multiples of 32"),
-        (["--model", "unet_small", "--epochs", "1", "--size", "big"], "HEIGHTxWIDTH"),
+        (["--model", "unet_small", "--epochs", "1", "--size", "big"], "WIDTHxHEIGHT"),
         (["--model", "unet_small", "--epochs", "1", "--class-weights", "1,x"], "auto, none or weights"),
         (["--model", "unet_small", "--epochs", "1", "--validation-split", "1"], "--validation-split"),
         (["--model", "unet_small", "--epochs", "1", "--resume", "--overwrite"], "give one"),
@@ -86,8 +86,8 @@ def test_bad_data_exits_1_in_one_line(data, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("seg: error: ") and "train_002.png" in lines[0]
 
 
-def test_size_is_height_first():
-    assert parse_hw(None, None, "64x32") == (64, 32)
+def test_size_is_width_first_like_image_size_and_becomes_the_model_shape():
+    assert parse_hw(None, None, "64x32") == (32, 64)  # 64 wide, 32 high: the model's (height, width)
     assert parse_hw(None, None, None) is None
     with pytest.raises(click.BadParameter):
         parse_hw(None, None, "64x0")

@@ -15,11 +15,10 @@ from seg import cli_options as opt
 from seg.cli_evaluate import evaluate
 from seg.errors import OutputExistsError, ValidationError
 from seg.train.evaluate import evaluate_run
-from seg.train.keras_env import import_keras
 from seg.train.predict import predict_images
-from seg.train.run import BEST_WEIGHTS, CHECKPOINTS, RunInfo, epoch_weights_name, write_run_info
-from seg.train.spec import ModelSpec, Normalization
+from seg.train.spec import ModelSpec
 from tests.train.folders import write_mask_folder
+from tests.train.runs import write_untrained_run
 
 CLASSES = ["background", "class1", "class2"]
 SPEC = ModelSpec("unet_small", None, 32, 32, 3, 3)
@@ -29,17 +28,7 @@ SPEC = ModelSpec("unet_small", None, 32, 32, 3, 3)
 def run_dir(tmp_path_factory) -> Path:
     """A run folder with untrained but fixed weights: its predictions are arbitrary, which is all the agreement
     checks need."""
-    from seg.train.models import build_model
-
-    keras = import_keras()
-    keras.utils.set_random_seed(3)
-    run = tmp_path_factory.mktemp("run")
-    model = build_model(SPEC, load_encoder_weights=False)
-    (run / CHECKPOINTS).mkdir()
-    model.save_weights(run / CHECKPOINTS / BEST_WEIGHTS)
-    model.save_weights(run / CHECKPOINTS / epoch_weights_name(1))
-    write_run_info(run, RunInfo(SPEC, CLASSES, Normalization.imagenet(), epochs_done=1))
-    return run
+    return write_untrained_run(tmp_path_factory.mktemp("run"), SPEC, CLASSES, seed=3)
 
 
 @pytest.fixture(scope="module")
