@@ -253,8 +253,9 @@ def train(
     if started is None:
         _check_out(out, overwrite)
 
-    from seg.train.data import normalization_for, scan_folder, steps_per_epoch
+    from seg.train.data import input_pipeline, normalization_for, scan_folder, steps_per_epoch
 
+    input_pipeline()  # a bad SEG_INPUT fails before anything is written
     scan = scan_folder(config.data, validation_split=config.validation_split, seed=config.seed)
     for note in scan.notes:
         say(note)
@@ -364,7 +365,8 @@ def _fit(keras: Any, config: TrainConfig, info: RunInfo, scan: Any, out: Path, *
         **common,
     )
     steps = steps_per_epoch(len(scan.train), config.batch_size)
-    stream = stream.apply(_assert_cardinality(steps * (config.epochs - start)))  # a short stream raises, not warns
+    if not isinstance(stream, keras.utils.PyDataset):  # tf.data: a short stream raises, not warns
+        stream = stream.apply(_assert_cardinality(steps * (config.epochs - start)))
     validation = make_dataset(scan.test, training=False, augment=None, **common) if scan.test else None
     monitor = "val_mean_iou" if validation is not None else "mean_iou"
     callbacks = [RunCheckpoint(out, info, monitor)]

@@ -1,7 +1,9 @@
 """The training data: scanning and checking mask folders, input normalisation, augmentation and the ``tf.data``
 pipeline.
 
-Importing this package does not import TensorFlow; :func:`make_dataset` does.
+Importing this package does not import TensorFlow; :func:`make_dataset` does. Without TensorFlow (or with
+``SEG_INPUT=numpy``) it returns a Keras ``PyDataset`` of the same epochs built with numpy, for the jax and torch
+backends.
 
 Example:
     >>> scan = scan_folder("masks_out", validation_split=0.1)  # doctest: +SKIP
@@ -11,7 +13,7 @@ Example:
 """
 
 from seg.train.data.augment import Augment
-from seg.train.data.pipeline import epoch_order, make_dataset, steps_per_epoch
+from seg.train.data.pipeline import epoch_order, input_pipeline, make_dataset, steps_per_epoch
 from seg.train.data.probe import read_label
 from seg.train.data.scan import FolderScan, Sample, scan_folder
 from seg.train.data.statistics import band_statistics, normalization_for
@@ -22,6 +24,7 @@ __all__ = [
     "Sample",
     "band_statistics",
     "epoch_order",
+    "input_pipeline",
     "make_dataset",
     "normalization_for",
     "read_label",

@@ -17,6 +17,7 @@ the stored pixels, resize to float32, normalisation) is the same graph.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,28 @@ from seg.train.spec import Normalization
 
 if TYPE_CHECKING:
     import tensorflow as tf
+    from keras.utils import PyDataset
+
+#: The input pipelines: ``tf`` (``tf.data``, this module) and ``numpy`` (a Keras ``PyDataset`` built with numpy,
+#: :mod:`seg.train.data.numpy_stream`, for Keras backends without TensorFlow installed).
+INPUT_PIPELINES = ("tf", "numpy")
+#: The environment variable that picks the input pipeline (default: ``tf`` with TensorFlow installed, else ``numpy``).
+INPUT_VARIABLE = "SEG_INPUT"
+
+
+def input_pipeline(choice: str | None = None) -> str:
+    """The input pipeline :func:`make_dataset` uses: ``choice``, else the ``SEG_INPUT`` environment variable, else
+    ``tf`` when TensorFlow is installed and ``numpy`` when it is not.
+
+    Raises:
+        OptionError: not one of :data:`INPUT_PIPELINES`.
+    """
+    choice = choice or os.environ.get(INPUT_VARIABLE) or ("tf" if has_tensorflow() else "numpy")
+    if choice not in INPUT_PIPELINES:
+        raise OptionError(
+            f"unknown input pipeline (option or {INPUT_VARIABLE})", expected=" or ".join(INPUT_PIPELINES), actual=choice
+        )
+    return choice
 
 
 def steps_per_epoch(n_samples: int, batch_size: int) -> int:
@@ -85,9 +108,10 @@ def make_dataset(
     eval_mode: str = "tiles",
     classes: int | Sequence[str] | None = None,
     cache: bool | str = "auto",
-) -> tf.data.Dataset:
+    pipeline: str | None = None,
+) -> tf.data.Dataset | PyDataset:
     """A ``tf.data.Dataset`` of ``(images, labels)``: float32 (B, H, W, bands) normalised images and int32 (B, H, W)
-    class indices.
+    class indices; a Keras ``PyDataset`` of the same batches when TensorFlow is not installed (``pipeline``).
 
     Args:
         samples: the images and masks (:attr:`FolderScan.train` / :attr:`FolderScan.test`).
@@ -111,14 +135,26 @@ def make_dataset(
             :func:`~seg.train.data.memory.memory_budget` (the smaller of 2 GiB and a quarter of the memory), else
             decode each from its file every time it is used; ``True``: in memory whatever the size; ``False``: from
             the files. The batches are the same either way.
+        pipeline: ``tf`` or ``numpy`` (:func:`input_pipeline`; default: the ``SEG_INPUT`` environment variable, else
+            ``tf`` when TensorFlow is installed). ``numpy``: :func:`seg.train.data.numpy_stream.make_numpy_dataset`,
+            the same epochs, order and windows, augmented and resized by numpy (close to, not bit-identical with,
+            the ``tf.data`` batches).
 
     Raises:
         OptionError: a bad size, batch size, epoch range, eval mode or cache choice.
         ValidationError: an image with another band count than ``bands``; with the samples in memory, a mask value
             that is not a class.
         ImageError: a file that is not an image.
-        SegError: TensorFlow is not installed.
+        SegError: ``pipeline`` is ``tf`` and TensorFlow is not installed.
     """
+    if input_pipeline(pipeline) == "numpy":
+        from seg.train.data.numpy_stream import make_numpy_dataset
+
+        return make_numpy_dataset(
+            samples, size=size, normalization=normalization, batch_size=batch_size, training=training, seed=seed,
+            augment=augment, epochs=epochs, start_epoch=start_epoch, mask_scale=mask_scale, bands=bands,
+            eval_mode=eval_mode, classes=classes, cache=cache,
+        )  # fmt: skip
     if not has_tensorflow():
         raise SegError(
             "the input pipeline needs TensorFlow", expected="tensorflow installed (pip install tensorflow-cpu)"
