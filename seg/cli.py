@@ -32,8 +32,9 @@ def cli(verbose: int, quiet: bool) -> None:
     Convert any annotation format into one table of RLE masks and back out (COCO, VIA, Label Studio, Labelme, Kaggle
     CSV, PNG mask folders, seg's parquet Dataset), keep a Label Studio project in sync (`seg annotate`), cut
     SAS.Planet tile caches into georeferenced chips and search the web for images (`seg collect`), keep the best
-    annotations with a report (`seg curate`), inspect and merge datasets, and run the whole flow on an embedded
-    sample with `seg demo`.
+    annotations with a report (`seg curate`), train Keras segmentation models on mask folders and predict and
+    evaluate with them (`seg train`, `seg predict`, `seg evaluate`), inspect and merge datasets, and run the whole
+    flow on an embedded sample with `seg demo`.
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
