@@ -460,13 +460,13 @@ def _size(size: tuple[int, int] | None, common: tuple[int, int] | None) -> tuple
     if size is not None:
         return size
     if common is None:
-        raise OptionError("the images differ in size: give the model's input size", expected="--size HxW, e.g. 256x256")
+        raise OptionError("the images differ in size: give the model's input size", expected="--size WxH, e.g. 256x256")
     height, width = common
     if height % 32 or width % 32:
-        fit = f"{max(32, height // 32 * 32)}x{max(32, width // 32 * 32)}"
+        fit = f"{max(32, width // 32 * 32)}x{max(32, height // 32 * 32)}"
         raise OptionError(
-            f"the images are {height}x{width}, not multiples of 32: give the model's input size",
-            expected=f"--size HxW, e.g. {fit}",
+            f"the images are {width}x{height} (width x height), not multiples of 32: give the model's input size",
+            expected=f"--size WxH, e.g. {fit}",
         )
     return common
 
