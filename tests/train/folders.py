@@ -89,3 +89,21 @@ def write_mask_folder(
             with rasterio.open(root / split / "images" / f"{stem}.tif", "w", **profile) as out:
                 out.write(np.moveaxis(bands, -1, 0))
     return root
+
+
+def write_encoded_folder(root: Path, count: int = 4) -> Path:
+    """``root/train`` with masks of random blobs (classes 0/1) and images whose three bands are the mask times 250:
+    after any augmentation, an image pixel tells which label it must have."""
+    rng = np.random.default_rng(0)
+    for kind in ("images", "masks"):
+        (root / "train" / kind).mkdir(parents=True)
+    yy, xx = np.mgrid[0:48, 0:64]
+    for index in range(count):
+        mask = np.zeros((48, 64), np.uint8)
+        for _ in range(3):
+            cy, cx, r = rng.integers(0, 48), rng.integers(0, 64), rng.integers(4, 12)
+            mask[(yy - cy) ** 2 + (xx - 2 * cx // 3) ** 2 < r * r] = 1
+        mask[:6, :20] = 1  # an asymmetric corner: flips and rotations show
+        Image.fromarray(mask).save(root / "train" / "masks" / f"{index}.png")
+        Image.fromarray(np.repeat(mask[..., None] * 250, 3, axis=2)).save(root / "train" / "images" / f"{index}.png")
+    return root

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
+import numpy as np
+
 from seg.train.keras_env import import_keras
 from seg.train.run import BEST_WEIGHTS, CHECKPOINTS, RunInfo, epoch_weights_name, write_run_info
 from seg.train.spec import ModelSpec, Normalization
@@ -20,3 +23,16 @@ def write_untrained_run(run: Path, spec: ModelSpec, classes: list[str], seed: in
     model.save_weights(run / CHECKPOINTS / epoch_weights_name(1))
     write_run_info(run, RunInfo(spec, classes, Normalization.imagenet(), epochs_done=1))
     return run
+
+
+def stored(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a weights file (model and optimizer state), by its path in the file."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def keep(name: str, item: object) -> None:  # returning anything but None would stop the walk
+        if isinstance(item, h5py.Dataset):
+            arrays[name] = item[()]
+
+    with h5py.File(path, "r") as handle:
+        handle.visititems(keep)
+    return arrays

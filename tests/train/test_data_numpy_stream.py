@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 from PIL import Image
@@ -27,7 +26,8 @@ from seg.train.data.pipeline import INPUT_VARIABLE, input_pipeline
 from seg.train.keras_env import import_keras
 from seg.train.rasters import read_input
 from seg.train.spec import Normalization
-from tests.train.folders import write_mask_folder
+from tests.train.folders import write_encoded_folder, write_mask_folder
+from tests.train.runs import stored
 
 keras = import_keras()
 RAW = Normalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 1.0)
@@ -36,23 +36,6 @@ PLAIN = Augment(flips=False, rot90=False, scale=None, brightness=0, contrast=0)
 
 def _batches(dataset) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.asarray(x), np.asarray(y)) for x, y in dataset]
-
-
-def _encoded_folder(root: Path, count: int = 4) -> Path:
-    """Masks of random blobs (classes 0/1) and images whose three bands are the mask times 250."""
-    rng = np.random.default_rng(0)
-    for kind in ("images", "masks"):
-        (root / "train" / kind).mkdir(parents=True)
-    yy, xx = np.mgrid[0:48, 0:64]
-    for index in range(count):
-        mask = np.zeros((48, 64), np.uint8)
-        for _ in range(3):
-            cy, cx, r = rng.integers(0, 48), rng.integers(0, 64), rng.integers(4, 12)
-            mask[(yy - cy) ** 2 + (xx - 2 * cx // 3) ** 2 < r * r] = 1
-        mask[:6, :20] = 1  # an asymmetric corner: flips and rotations show
-        Image.fromarray(mask).save(root / "train" / "masks" / f"{index}.png")
-        Image.fromarray(np.repeat(mask[..., None] * 250, 3, axis=2)).save(root / "train" / "images" / f"{index}.png")
-    return root
 
 
 def test_the_pipeline_choice(monkeypatch) -> None:
@@ -95,26 +78,8 @@ def test_epochs_follow_epoch_order_as_the_tf_data_path(tmp_path: Path) -> None:
     np.testing.assert_array_equal(stream[3][0][0], read_input(scan.train[order[3]].image))
 
 
-@pytest.mark.parametrize("scale", [None, (0.6, 1.4)])
-def test_augmentation_keeps_image_and_mask_aligned(tmp_path: Path, scale) -> None:
-    scan = scan_folder(_encoded_folder(tmp_path / "d"))
-    augment = Augment(scale=scale, brightness=0, contrast=0)
-    dataset = make_numpy_dataset(
-        scan.train, size=(32, 32), normalization=RAW, batch_size=4, training=True, augment=augment, epochs=4
-    )
-    pure = 0
-    for images, labels in _batches(dataset):
-        value = images[..., 0]
-        np.testing.assert_array_equal(images[..., 0], images[..., 2])
-        assert (labels[value < 0.5] == 0).all() and (labels[value > 249.5] == 1).all()
-        pure += int(((value < 0.5) | (value > 249.5)).sum())
-        if scale is None:  # pure crops, flips and rotations: every pixel agrees
-            np.testing.assert_array_equal(value, labels * 250.0)
-    assert pure > 0.8 * 4 * 4 * 32 * 32
-
-
 def test_augmentation_turns_and_flips(tmp_path: Path) -> None:
-    scan = scan_folder(_encoded_folder(tmp_path / "d", count=1))
+    scan = scan_folder(write_encoded_folder(tmp_path / "d", count=1))
     options = {"size": (48, 48), "normalization": RAW, "batch_size": 1, "training": True, "epochs": 16}
     fixed = {y.tobytes() for _, y in _batches(make_numpy_dataset(scan.train, augment=PLAIN, **options))}
     turned = {y.tobytes() for _, y in _batches(make_numpy_dataset(scan.train, augment=Augment(scale=None), **options))}
@@ -126,7 +91,7 @@ def test_augmentation_turns_and_flips(tmp_path: Path) -> None:
 
 
 def test_brightness_and_contrast_change_the_image_only(tmp_path: Path) -> None:
-    scan = scan_folder(_encoded_folder(tmp_path / "d", count=2))
+    scan = scan_folder(write_encoded_folder(tmp_path / "d", count=2))
     options = {"size": (48, 48), "normalization": RAW, "batch_size": 2, "training": True, "epochs": 1}
     geometry = {"flips": False, "rot90": False, "scale": None}
     plain = _batches(make_numpy_dataset(scan.train, augment=Augment(**geometry, brightness=0, contrast=0), **options))
@@ -234,18 +199,6 @@ def test_errors(tmp_path: Path) -> None:
         make_numpy_dataset([Sample(scan.train[0].image, small, "train")], **{**options, "batch_size": 1})
 
 
-def _weights(path: Path) -> dict[str, np.ndarray]:
-    arrays: dict[str, np.ndarray] = {}
-
-    def keep(name: str, item: object) -> None:  # returning anything but None would stop the walk
-        if isinstance(item, h5py.Dataset):
-            arrays[name] = item[()]
-
-    with h5py.File(path, "r") as handle:
-        handle.visititems(keep)
-    return arrays
-
-
 def test_training_and_resuming_through_the_numpy_stream(tmp_path: Path, monkeypatch) -> None:
     from seg.train.checkpoints import read_log
     from seg.train.fit import TrainConfig, train
@@ -264,8 +217,8 @@ def test_training_and_resuming_through_the_numpy_stream(tmp_path: Path, monkeypa
     train(TrainConfig(data, tmp_path / "split", epochs=1, **options))
     resumed = train(TrainConfig(data, tmp_path / "split", epochs=2, **options), resume=True)
     assert resumed.epochs_done == 2
-    expected = _weights(tmp_path / "whole" / "checkpoints" / "epoch-0002.weights.h5")
-    found = _weights(tmp_path / "split" / "checkpoints" / "epoch-0002.weights.h5")
+    expected = stored(tmp_path / "whole" / "checkpoints" / "epoch-0002.weights.h5")
+    found = stored(tmp_path / "split" / "checkpoints" / "epoch-0002.weights.h5")
     assert expected.keys() == found.keys()
     for name, value in expected.items():
         np.testing.assert_array_equal(found[name], value, err_msg=name)

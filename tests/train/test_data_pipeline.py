@@ -22,13 +22,13 @@ from seg.train.data import (
 )
 from seg.train.rasters import read_input
 from seg.train.spec import Normalization
-from tests.train.folders import write_mask_folder
+from tests.train.folders import write_encoded_folder, write_mask_folder
 
 RAW = Normalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 1.0)
 
 
 def _batches(dataset) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(x.numpy(), y.numpy()) for x, y in dataset]
+    return [(np.asarray(x), np.asarray(y)) for x, y in dataset]
 
 
 def test_shapes_and_dtypes(tmp_path: Path) -> None:
@@ -73,29 +73,20 @@ def test_resumed_stream_repeats_the_uninterrupted_one(tmp_path: Path) -> None:
     assert not np.array_equal(whole[0][0], reseeded[0][0])
 
 
-def _encoded_folder(root: Path, count: int = 4) -> Path:
-    """Masks of random blobs (classes 0/1) and images whose three bands are the mask times 250."""
-    rng = np.random.default_rng(0)
-    for kind in ("images", "masks"):
-        (root / "train" / kind).mkdir(parents=True)
-    yy, xx = np.mgrid[0:48, 0:64]
-    for index in range(count):
-        mask = np.zeros((48, 64), np.uint8)
-        for _ in range(3):
-            cy, cx, r = rng.integers(0, 48), rng.integers(0, 64), rng.integers(4, 12)
-            mask[(yy - cy) ** 2 + (xx - 2 * cx // 3) ** 2 < r * r] = 1
-        mask[:6, :20] = 1  # an asymmetric corner: flips and rotations show
-        Image.fromarray(mask).save(root / "train" / "masks" / f"{index}.png")
-        Image.fromarray(np.repeat(mask[..., None] * 250, 3, axis=2)).save(root / "train" / "images" / f"{index}.png")
-    return root
-
-
+@pytest.mark.parametrize("pipeline", ["tf", "numpy"])
 @pytest.mark.parametrize("scale", [None, (0.6, 1.4)])
-def test_augmentation_keeps_image_and_mask_aligned(tmp_path: Path, scale) -> None:
-    scan = scan_folder(_encoded_folder(tmp_path / "d"))
+def test_augmentation_keeps_image_and_mask_aligned(tmp_path: Path, scale, pipeline) -> None:
+    scan = scan_folder(write_encoded_folder(tmp_path / "d"))
     augment = Augment(scale=scale, brightness=0, contrast=0)
     dataset = make_dataset(
-        scan.train, size=(32, 32), normalization=RAW, batch_size=4, training=True, augment=augment, epochs=4
+        scan.train,
+        size=(32, 32),
+        normalization=RAW,
+        batch_size=4,
+        training=True,
+        augment=augment,
+        epochs=4,
+        pipeline=pipeline,
     )
     pure = 0
     for images, labels in _batches(dataset):
@@ -109,7 +100,7 @@ def test_augmentation_keeps_image_and_mask_aligned(tmp_path: Path, scale) -> Non
 
 
 def test_augmentation_changes_the_geometry(tmp_path: Path) -> None:
-    scan = scan_folder(_encoded_folder(tmp_path / "d", count=1))
+    scan = scan_folder(write_encoded_folder(tmp_path / "d", count=1))
     plain = Augment(flips=False, rot90=False, scale=None, brightness=0, contrast=0)
     options = {"size": (48, 48), "normalization": RAW, "batch_size": 1, "training": True, "epochs": 12}
     fixed = {y.tobytes() for _, y in _batches(make_dataset(scan.train, augment=plain, **options))}
@@ -118,7 +109,7 @@ def test_augmentation_changes_the_geometry(tmp_path: Path) -> None:
 
 
 def test_brightness_and_contrast_change_the_image_only(tmp_path: Path) -> None:
-    scan = scan_folder(_encoded_folder(tmp_path / "d", count=2))
+    scan = scan_folder(write_encoded_folder(tmp_path / "d", count=2))
     options = {"size": (48, 48), "normalization": RAW, "batch_size": 2, "training": True, "epochs": 1}
     geometry = {"flips": False, "rot90": False, "scale": None}
     plain = _batches(make_dataset(scan.train, augment=Augment(**geometry, brightness=0, contrast=0), **options))

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -19,6 +18,7 @@ from seg.cli import cli
 from seg.train.checkpoints import read_log
 from seg.train.fit import TrainConfig, train
 from tests.train.folders import write_mask_folder
+from tests.train.runs import stored
 
 SEG = str(Path(sys.executable).with_name("seg"))
 OPTIONS = ["--model", "unet_small", "--epochs", "2", "--batch-size", "4", "--lr", "0.01", "--seed", "3"]
@@ -32,19 +32,6 @@ def reference(tmp_path_factory):
     config = TrainConfig(data, root / "reference", "unet_small", epochs=2, batch_size=4, learning_rate=0.01, seed=3)
     train(config)
     return data, config.out
-
-
-def stored(path: Path) -> dict[str, np.ndarray]:
-    """Every array of a weights file (model and optimizer state), by its path in the file."""
-    arrays: dict[str, np.ndarray] = {}
-
-    def keep(name: str, item: object) -> None:  # returning anything but None would stop the walk
-        if isinstance(item, h5py.Dataset):
-            arrays[name] = item[()]
-
-    with h5py.File(path, "r") as handle:
-        handle.visititems(keep)
-    return arrays
 
 
 def epochs_done(run: Path) -> int:
