@@ -68,6 +68,16 @@ def from_uncompressed(counts: Sequence[int], height: int, width: int) -> str:
     return rle["counts"].decode("ascii")
 
 
+def from_uncompressed_many(runs: Sequence[Sequence[int]], height: int, width: int) -> list[str]:
+    """Compress many uncompressed COCO RLEs of one image size in one pycocotools call (no checks: the caller's runs
+    must each sum to ``height * width``); microseconds per mask where :func:`from_uncompressed` costs several times
+    that."""
+    if not runs:
+        return []
+    objects = [{"size": [int(height), int(width)], "counts": list(counts)} for counts in runs]
+    return [rle["counts"].decode("ascii") for rle in cocomask.frPyObjects(objects, height, width)]
+
+
 def to_uncompressed(counts: str, height: int, width: int) -> list[int]:
     """Expand a compressed RLE string to its list of run lengths (zeros first)."""
     flat = decode(counts, height, width).ravel(order="F")

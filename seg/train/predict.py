@@ -495,10 +495,10 @@ def _write_json(path: Path, value: Any) -> None:
 
 
 def _write_mask(path: Path, labels: npt.NDArray[np.integer], classes: int) -> None:
-    from PIL import Image
+    from seg.formats.masks_png import encode_png
 
-    # 2-D uint8 arrays become mode L, uint16 ones I;16
-    _save(path, Image.fromarray(labels.astype(np.uint8 if classes <= 256 else np.uint16)), "PNG")
+    with atomic_file(path, overwrite=True) as handle:  # mode L, or I;16 beyond 256 classes, like seg's mask folders
+        handle.write(encode_png(labels.astype(np.uint8 if classes <= 256 else np.uint16)))
 
 
 def _write_jpeg(path: Path, pixels: npt.NDArray[np.uint8]) -> None:

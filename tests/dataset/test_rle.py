@@ -31,6 +31,16 @@ def test_uncompressed_round_trip_matches_pycocotools(mask):
     assert np.array_equal(cocomask.decode(ref), mask)
 
 
+@given(masks(), masks())
+def test_many_masks_compress_as_each_alone(a, b):
+    h, w = a.shape
+    b = np.resize(b, (h, w))
+    masks_ = [a, b, np.zeros((h, w), np.uint8), np.ones((h, w), np.uint8)]
+    runs = [rle.to_uncompressed(rle.encode(m), h, w) for m in masks_]
+    assert rle.from_uncompressed_many(runs, h, w) == [rle.encode(m) for m in masks_]
+    assert rle.from_uncompressed_many([], h, w) == []
+
+
 def test_counts_start_with_zeros_run_column_major():
     mask = np.array([[1, 0], [1, 1]], np.uint8)
     # column-major: 1,1 | 0,1 -> zeros first: 0, ones 2, zeros 1, ones 1
